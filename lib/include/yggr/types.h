@@ -96,11 +96,14 @@ enum yggr_change_type {
     YGGR_CHANGE_PROMOTE_LEARNER = 4,
 };
 
-/* One log entry. 48 bytes; payload bytes are referenced, never embedded. */
+/* One log entry. 48 bytes; payload bytes are referenced, never embedded.
+ * COMMAND: data/len = the command. CONFIG: change/node name the change and data/len
+ * optionally carry the node's address ("host:port", no NUL) for ADD_VOTER / ADD_LEARNER
+ * (wire: NodeIdRef extension field 2). NOOP: no payload. */
 struct yggr_entry {
     uint64_t index;
     uint64_t term;
-    const uint8_t *data;      /* COMMAND payload (NULL when len == 0) */
+    const uint8_t *data;      /* payload (NULL when len == 0) */
     struct yggr_buf *buf;     /* keeps `data` alive; NULL for static or borrowed bytes */
     uint32_t len;
     uint8_t type;             /* enum yggr_entry_type */

@@ -23,6 +23,10 @@ extern "C" {
 #endif
 
 struct yggr_node;
+struct yggr_storage;            /* yggr/plugin.h */
+struct yggr_storage_ops;
+struct yggr_transport;
+struct yggr_transport_ops;
 
 /* ---------------------------------------------------------------------------------------
  * State machine
@@ -122,6 +126,14 @@ struct yggr_config {
      * handshake; NULL = unauthenticated peers, reference-compatible wire. */
     const uint8_t *cluster_secret;
     uint32_t cluster_secret_len;
+
+    /* Pluggable storage and transport (yggr/plugin.h). NULL = the io_uring disk actor over
+     * data_dir and the io_uring TCP actor on listen_addr. The node takes ownership of what
+     * is passed here (it calls close() at stop, and on a failed start). */
+    const struct yggr_storage_ops *storage_ops;
+    struct yggr_storage *storage;
+    const struct yggr_transport_ops *transport_ops;
+    struct yggr_transport *transport;
 
     /* Logging: called for notable events (level 0 error, 1 warn, 2 info, 3 debug).
      * NULL = stderr for levels <= log_level. */
