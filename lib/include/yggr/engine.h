@@ -243,6 +243,8 @@ struct yggr_event {
         struct {
             enum yggr_change_type type;
             uint64_t node;
+            const uint8_t *addr;              /* optional "host:port" of an added node */
+            uint32_t addr_len;
         } change;                                                  /* CHANGE */
         struct {
             uint64_t id;                      /* opaque, echoed in ready/failed */

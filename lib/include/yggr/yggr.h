@@ -283,7 +283,7 @@ struct yggr_metrics {
     uint64_t driver_wakeups, driver_steps, proposal_batches;
     uint64_t disk_writes, disk_syncs, disk_bytes_written, disk_entries_written;
     uint64_t disk_reads, snapshots_taken, snapshots_restored;
-    uint32_t ring_client_depth, ring_disk_depth, ring_net_depth, ring_apply_depth;
+    uint32_t ring_client_depth, ring_apply_depth;  /* queued client requests, apply items */
     uint32_t peer_count;
     struct yggr_peer_metrics peers[YGGR_MAX_MEMBERS];
 };

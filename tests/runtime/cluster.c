@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/* Test harness for in-process yggr clusters. */
+#include "cluster.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "yggr/plugin.h"
+#include "yggr_test.h"
+
+uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void sleep_ms(uint64_t ms)
+{
+    usleep((useconds_t)(ms * 1000));
+}
+
+static void counter_apply(void *ctx, const struct yggr_command *cmd, struct yggr_reply *reply)
+{
+    struct counter *sm = ctx;
+    uint64_t v = 0;
+    memcpy(&v, cmd->data, cmd->len < 8 ? cmd->len : 8);
+    if (sm->apply_delay_us > 0) {
+        usleep(sm->apply_delay_us);
+    }
+    pthread_mutex_lock(&sm->mu);
+    sm->total += v;
+    sm->applied = cmd->index;
+    sm->commands++;
+    sm->digest = (sm->digest ^ (cmd->index * 0x9E3779B97F4A7C15ull) ^ v) * 0x100000001b3ull;
+    uint64_t total = sm->total;
+    pthread_mutex_unlock(&sm->mu);
+    yggr_reply_set(reply, &total, sizeof(total));
+}
+
+static int counter_snapshot(void *ctx, struct yggr_snapshot_writer *w)
+{
+    struct counter *sm = ctx;
+    if (sm->decline_snapshots) {
+        return YGGR_ERR_DECLINED;
+    }
+    pthread_mutex_lock(&sm->mu);
+    uint64_t state[4] = {sm->total, sm->applied, sm->digest, sm->commands};
+    pthread_mutex_unlock(&sm->mu);
+    return yggr_snapshot_write(w, state, sizeof(state));
+}
+
+static int counter_restore(void *ctx, struct yggr_snapshot_reader *r)
+{
+    struct counter *sm = ctx;
+    uint64_t state[4];
+    size_t got = 0;
+    while (got < sizeof(state)) {
+        long n = yggr_snapshot_read(r, (uint8_t *)state + got, sizeof(state) - got);
+        if (n <= 0) {
+            return YGGR_ERR_CORRUPT;
+        }
+        got += (size_t)n;
+    }
+    pthread_mutex_lock(&sm->mu);
+    sm->total = state[0];
+    sm->applied = state[1];
+    sm->digest = state[2];
+    sm->commands = state[3];
+    pthread_mutex_unlock(&sm->mu);
+    return 0;
+}
+
+uint64_t counter_total(struct counter *sm)
+{
+    pthread_mutex_lock(&sm->mu);
+    uint64_t t = sm->total;
+    pthread_mutex_unlock(&sm->mu);
+    return t;
+}
+
+void cluster_init(struct cluster *c, uint32_t n, bool real, cluster_tweak_fn tweak)
+{
+    cr_assert(n >= 1 && n <= CLUSTER_MAX);
+    memset(c, 0, sizeof(*c));
+    c->n = n;
+    c->real = real;
+    if (real) {
+        c->dir = yggr_test_tmpdir("cluster");
+        c->base_port = (uint16_t)(20000 + (getpid() * 7 + (int)(now_ms() % 997)) % 30000);
+    } else {
+        c->net = mem_net_new(0x1234 + n);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(c->addr[i], sizeof(c->addr[i]), "127.0.0.1:%u", c->base_port + i);
+        pthread_mutex_init(&c->sm[i].mu, NULL);
+        if (!real) {
+            c->disk[i] = mem_disk_new();
+        }
+        uint32_t k = 0;
+        for (uint32_t j = 0; j < n; j++) {
+            if (j != i) {
+                c->peers[i][k].id = j + 1;
+                c->peers[i][k].addr = c->addr[j];
+                k++;
+            }
+        }
+        struct yggr_config *cfg = &c->cfg[i];
+        yggr_config_init(cfg, i + 1);
+        cfg->tick_ms = 5;
+        cfg->election_timeout_min_ticks = 10;
+        cfg->election_timeout_max_ticks = 20;
+        cfg->heartbeat_interval_ticks = 2;
+        cfg->peers = c->peers[i];
+        cfg->peer_count = n - 1;
+        cfg->listen_addr = c->addr[i];
+        cfg->bootstrap = YGGR_BOOTSTRAP_AUTO;
+        cfg->sm = (struct yggr_state_machine){
+            .ctx = &c->sm[i],
+            .apply = counter_apply,
+            .snapshot = counter_snapshot,
+            .restore = counter_restore,
+        };
+        cfg->log_level = 0;
+        if (tweak != NULL) {
+            tweak(cfg, i);
+        }
+    }
+}
+
+void cluster_start(struct cluster *c, uint32_t i)
+{
+    cr_assert(i < c->n);
+    cr_assert_null(c->node[i]);
+    struct yggr_config cfg = c->cfg[i];
+    char dir[512];
+    if (c->real) {
+        snprintf(dir, sizeof(dir), "%s/n%u", c->dir, i + 1);
+        cfg.data_dir = dir;
+    } else {
+        cr_assert(eq(int, mem_storage_create(c->disk[i], &cfg.storage_ops, &cfg.storage), 0));
+        cr_assert(eq(int,
+                     mem_transport_create(c->net, i + 1, &cfg.transport_ops, &cfg.transport),
+                     0));
+    }
+    char why[256] = "";
+    int rc = yggr_node_start(&cfg, &c->node[i], why, sizeof(why));
+    cr_assert(eq(int, rc, 0), "node %u start: %s (%s)", i + 1, why, yggr_strerror(rc));
+}
+
+void cluster_start_all(struct cluster *c)
+{
+    for (uint32_t i = 0; i < c->n; i++) {
+        cluster_start(c, i);
+    }
+}
+
+void cluster_stop(struct cluster *c, uint32_t i)
+{
+    if (c->node[i] != NULL) {
+        yggr_node_stop(c->node[i]);
+        c->node[i] = NULL;
+    }
+}
+
+void cluster_destroy(struct cluster *c)
+{
+    for (uint32_t i = 0; i < c->n; i++) {
+        cluster_stop(c, i);
+    }
+    for (uint32_t i = 0; i < c->n; i++) {
+        mem_disk_free(c->disk[i]);
+        pthread_mutex_destroy(&c->sm[i].mu);
+    }
+    mem_net_free(c->net);
+    if (c->dir != NULL) {
+        yggr_test_rmtree(c->dir);
+        free(c->dir);
+    }
+}
+
+int cluster_wait_leader(struct cluster *c, uint64_t timeout_ms)
+{
+    uint64_t until = now_ms() + timeout_ms;
+    do {
+        int leader = -1;
+        uint32_t leaders = 0;
+        for (uint32_t i = 0; i < c->n; i++) {
+            struct yggr_status st;
+            if (c->node[i] != NULL && yggr_status(c->node[i], &st) == 0 &&
+                st.role == YGGR_ROLE_LEADER) {
+                leader = (int)i;
+                leaders++;
+            }
+        }
+        if (leaders == 1) {
+            return leader;
+        }
+        sleep_ms(5);
+    } while (now_ms() < until);
+    return -1;
+}
+
+bool cluster_wait_applied(struct cluster *c, uint64_t index, uint64_t timeout_ms)
+{
+    uint64_t until = now_ms() + timeout_ms;
+    do {
+        bool all = true;
+        for (uint32_t i = 0; i < c->n; i++) {
+            struct yggr_status st;
+            if (c->node[i] != NULL && (yggr_status(c->node[i], &st) != 0 ||
+                                       st.applied_index < index)) {
+                all = false;
+            }
+        }
+        if (all) {
+            return true;
+        }
+        sleep_ms(5);
+    } while (now_ms() < until);
+    return false;
+}
+
+int cluster_add(struct cluster *c, uint32_t i, uint64_t value, uint64_t *total, uint64_t *index)
+{
+    uint64_t reply = 0;
+    uint32_t len = 0;
+    int rc = yggr_propose_sync(c->node[i], &value, sizeof(value), &reply, sizeof(reply), &len,
+                               index, NULL, 5000);
+    if (rc == 0 && total != NULL) {
+        cr_assert(eq(u32, len, 8));
+        *total = reply;
+    }
+    return rc;
+}
+
+int cluster_add_any(struct cluster *c, uint64_t value, uint64_t *total, uint64_t timeout_ms)
+{
+    uint64_t until = now_ms() + timeout_ms;
+    int rc = YGGR_ERR_NO_LEADER;
+    while (now_ms() < until) {
+        int l = cluster_wait_leader(c, 200);
+        if (l >= 0) {
+            rc = cluster_add(c, (uint32_t)l, value, total, NULL);
+            if (rc == 0) {
+                return 0;
+            }
+        }
+        sleep_ms(10);
+    }
+    return rc;
+}
