@@ -129,6 +129,8 @@ static void apply_entry(struct yggr_node *node, struct apply_item *it, struct yg
             .index = it->index, .term = it->term, .data = it->data, .len = it->len};
         reply->len = 0;
         node->config.sm.apply(node->config.sm.ctx, &cmd, reply);
+        /* Publish before completing: a proposer that sees its reply also sees it applied. */
+        apply_publish(node, it->index, it->term);
         if (it->req != NULL) {
             apply_complete_propose(node, it->req, 0, 0, reply->data, reply->len);
         }

@@ -380,6 +380,13 @@ int yggr_status(struct yggr_node *node, struct yggr_status *out)
     pthread_mutex_unlock(&node->status.mu);
     out->id = node->config.node_id;
     out->applied_index = atomic_load_explicit(&node->applied_index, memory_order_acquire);
+    /* The driver publishes between iterations; apply may already be further. */
+    if (out->commit_index < out->applied_index) {
+        out->commit_index = out->applied_index;
+    }
+    if (out->last_log_index < out->commit_index) {
+        out->last_log_index = out->commit_index;
+    }
     out->health = (enum yggr_health)atomic_load(&node->health);
     out->fatal_err = 0;
     out->fatal_reason[0] = '\0';

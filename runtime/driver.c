@@ -453,7 +453,7 @@ static void driver_storage_send_done(struct driver *d, struct yggr_storage_done 
 static void driver_storage_failed(struct driver *d, const struct yggr_storage_done *done)
 {
     char reason[160];
-    snprintf(reason, sizeof(reason), "storage failed: %s", done->why);
+    snprintf(reason, sizeof(reason), "storage failed: %.140s", done->why);
     node_set_fatal(d->node, done->err < 0 ? done->err : YGGR_ERR_IO, reason);
 }
 

@@ -270,7 +270,9 @@ static void ms_snap_chunk(struct yggr_storage *s, const struct yggr_storage_req 
     uint64_t end = off + req->as.snap_chunk.len;
     d->in_bytes = realloc(d->in_bytes, end > 0 ? end : 1);
     YGGR_ASSERT(d->in_bytes != NULL);
-    memcpy(d->in_bytes + off, req->as.snap_chunk.data, req->as.snap_chunk.len);
+    if (req->as.snap_chunk.len > 0) {
+        memcpy(d->in_bytes + off, req->as.snap_chunk.data, req->as.snap_chunk.len);
+    }
     d->in_len = end;
     if (!req->as.snap_chunk.done) {
         return;

@@ -146,7 +146,11 @@ static struct mem_msg *copy_msg(const struct yggr_msg *m)
         c->entries[i] = m->as.append.entries[i];
         c->entries[i].buf = c->payload;
         c->entries[i].data = c->payload->data + off;
-        memcpy(c->payload->data + off, m->as.append.entries[i].data, c->entries[i].len);
+        if (c->entries[i].len > 0) {
+            memcpy(c->payload->data + off, m->as.append.entries[i].data, c->entries[i].len);
+        } else {
+            c->entries[i].data = NULL;
+        }
         off += c->entries[i].len;
     }
     if (m->type == YGGR_MSG_APPEND_REQUEST) {
@@ -154,7 +158,9 @@ static struct mem_msg *copy_msg(const struct yggr_msg *m)
         c->msg.as.append.from_storage = false;
     }
     if (m->type == YGGR_MSG_SNAPSHOT_REQUEST) {
-        memcpy(c->payload->data, m->as.snapshot.data, m->as.snapshot.len);
+        if (m->as.snapshot.len > 0) {
+            memcpy(c->payload->data, m->as.snapshot.data, m->as.snapshot.len);
+        }
         c->msg.as.snapshot.data = c->payload->data;
         c->msg.as.snapshot.buf = c->payload;
     }
@@ -173,8 +179,10 @@ static int mt_start(struct yggr_transport *t, yggr_wake_fn wake, void *ctx, int 
     (void)cpu;
     (void)why;
     (void)n;
+    pthread_mutex_lock(&t->net->mu);
     t->wake = wake;
     t->wake_ctx = ctx;
+    pthread_mutex_unlock(&t->net->mu);
     return 0;
 }
 

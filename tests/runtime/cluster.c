@@ -2,15 +2,14 @@
 /* Test harness for in-process yggr clusters. */
 #include "cluster.h"
 
-#include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "yggr/plugin.h"
-#include "yggr_test.h"
 
 uint64_t now_ms(void)
 {
@@ -22,6 +21,29 @@ uint64_t now_ms(void)
 void sleep_ms(uint64_t ms)
 {
     usleep((useconds_t)(ms * 1000));
+}
+
+char *cluster_tmpdir(const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    char path[512];
+    snprintf(path, sizeof(path), "%s/yggr-%s-XXXXXX", base != NULL && base[0] ? base : "/tmp",
+             tag);
+    CL_ASSERT(mkdtemp(path) != NULL, "mkdtemp %s", path);
+    return strdup(path);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void cluster_rmtree(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void counter_apply(void *ctx, const struct yggr_command *cmd, struct yggr_reply *reply)
@@ -85,12 +107,12 @@ uint64_t counter_total(struct counter *sm)
 
 void cluster_init(struct cluster *c, uint32_t n, bool real, cluster_tweak_fn tweak)
 {
-    cr_assert(n >= 1 && n <= CLUSTER_MAX);
+    CL_ASSERT(n >= 1 && n <= CLUSTER_MAX, "bad size %u", n);
     memset(c, 0, sizeof(*c));
     c->n = n;
     c->real = real;
     if (real) {
-        c->dir = yggr_test_tmpdir("cluster");
+        c->dir = cluster_tmpdir("cluster");
         c->base_port = (uint16_t)(20000 + (getpid() * 7 + (int)(now_ms() % 997)) % 30000);
     } else {
         c->net = mem_net_new(0x1234 + n);
@@ -111,7 +133,9 @@ void cluster_init(struct cluster *c, uint32_t n, bool real, cluster_tweak_fn twe
         }
         struct yggr_config *cfg = &c->cfg[i];
         yggr_config_init(cfg, i + 1);
-        cfg->tick_ms = 5;
+        /* YGGR_TEST_TICK_MS slows time down for sanitizer builds (default 5 ms). */
+        const char *tick = getenv("YGGR_TEST_TICK_MS");
+        cfg->tick_ms = tick != NULL && atoi(tick) > 0 ? (uint32_t)atoi(tick) : 5;
         cfg->election_timeout_min_ticks = 10;
         cfg->election_timeout_max_ticks = 20;
         cfg->heartbeat_interval_ticks = 2;
@@ -134,22 +158,28 @@ void cluster_init(struct cluster *c, uint32_t n, bool real, cluster_tweak_fn twe
 
 void cluster_start(struct cluster *c, uint32_t i)
 {
-    cr_assert(i < c->n);
-    cr_assert_null(c->node[i]);
+    CL_ASSERT(i < c->n, "no node %u", i);
+    CL_ASSERT(c->node[i] == NULL, "node %u already running", i + 1);
     struct yggr_config cfg = c->cfg[i];
     char dir[512];
+    /* A (re)started node gets a fresh, empty state machine, as a new process would. */
+    pthread_mutex_lock(&c->sm[i].mu);
+    c->sm[i].total = 0;
+    c->sm[i].applied = 0;
+    c->sm[i].digest = 0;
+    c->sm[i].commands = 0;
+    pthread_mutex_unlock(&c->sm[i].mu);
     if (c->real) {
         snprintf(dir, sizeof(dir), "%s/n%u", c->dir, i + 1);
         cfg.data_dir = dir;
     } else {
-        cr_assert(eq(int, mem_storage_create(c->disk[i], &cfg.storage_ops, &cfg.storage), 0));
-        cr_assert(eq(int,
-                     mem_transport_create(c->net, i + 1, &cfg.transport_ops, &cfg.transport),
-                     0));
+        CL_ASSERT(mem_storage_create(c->disk[i], &cfg.storage_ops, &cfg.storage) == 0, "%s", "mem storage");
+        CL_ASSERT(mem_transport_create(c->net, i + 1, &cfg.transport_ops, &cfg.transport) == 0,
+                  "%s", "mem transport");
     }
     char why[256] = "";
     int rc = yggr_node_start(&cfg, &c->node[i], why, sizeof(why));
-    cr_assert(eq(int, rc, 0), "node %u start: %s (%s)", i + 1, why, yggr_strerror(rc));
+    CL_ASSERT(rc == 0, "node %u start: %s (%s)", i + 1, why, yggr_strerror(rc));
 }
 
 void cluster_start_all(struct cluster *c)
@@ -178,7 +208,7 @@ void cluster_destroy(struct cluster *c)
     }
     mem_net_free(c->net);
     if (c->dir != NULL) {
-        yggr_test_rmtree(c->dir);
+        cluster_rmtree(c->dir);
         free(c->dir);
     }
 }
@@ -232,7 +262,7 @@ int cluster_add(struct cluster *c, uint32_t i, uint64_t value, uint64_t *total, 
     int rc = yggr_propose_sync(c->node[i], &value, sizeof(value), &reply, sizeof(reply), &len,
                                index, NULL, 5000);
     if (rc == 0 && total != NULL) {
-        cr_assert(eq(u32, len, 8));
+        CL_ASSERT(len == 8, "reply of %u bytes", len);
         *total = reply;
     }
     return rc;

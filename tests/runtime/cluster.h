@@ -5,6 +5,7 @@
 #define YGGR_TESTS_RUNTIME_CLUSTER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -12,6 +13,25 @@
 #include "yggr/yggr.h"
 
 #define CLUSTER_MAX 7
+
+/* The harness asserts with Criterion in Criterion suites and with abort() in the plain
+ * scenario driver (-DYGGR_NO_CRITERION, used for ThreadSanitizer: Criterion cannot run
+ * under TSAN, Snaipe/Criterion#274). */
+#ifdef YGGR_NO_CRITERION
+#include <stdio.h>
+#include <stdlib.h>
+#define CL_ASSERT(cond, fmt, ...)                                                             \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            fprintf(stderr, "%s:%d: check `%s' failed: " fmt "\n", __FILE__, __LINE__, #cond,  \
+                    __VA_ARGS__);                                                             \
+            abort();                                                                          \
+        }                                                                                     \
+    } while (0)
+#else
+#include <criterion/criterion.h>
+#define CL_ASSERT(cond, fmt, ...) cr_assert(cond, fmt, __VA_ARGS__)
+#endif
 
 /* Counter state machine: each command is a little-endian u64 added to `total`; the reply
  * is the new total. `digest` hashes every applied (index, value). */
@@ -21,7 +41,7 @@ struct counter {
     uint64_t applied;
     uint64_t digest;
     uint64_t commands;
-    uint32_t apply_delay_us;   /* slow state machine */
+    _Atomic uint32_t apply_delay_us; /* slow state machine */
     bool decline_snapshots;
 };
 
@@ -58,6 +78,9 @@ int cluster_add(struct cluster *c, uint32_t i, uint64_t value, uint64_t *total, 
 int cluster_add_any(struct cluster *c, uint64_t value, uint64_t *total, uint64_t timeout_ms);
 uint64_t counter_total(struct counter *sm);
 uint64_t now_ms(void);
+/* Fresh temp dir (malloc'd path) / rm -rf. */
+char *cluster_tmpdir(const char *tag);
+void cluster_rmtree(const char *path);
 void sleep_ms(uint64_t ms);
 
 #endif /* YGGR_TESTS_RUNTIME_CLUSTER_H */
