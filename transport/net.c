@@ -325,6 +325,7 @@ void *net_main(void *arg)
     if (rc != 0) {
         return NULL;
     }
+    t->op_bell = (struct tcp_op){.kind = TCP_OP_DOORBELL, .owner = t};
     arm_doorbell(t);
     inbound_accept_arm(t);
     run_loop(t);

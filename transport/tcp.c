@@ -92,7 +92,7 @@ static void ring_doorbell(struct yggr_transport *t)
     }
     uint64_t one = 1;
     ssize_t n = write(t->bell_fd, &one, sizeof(one));
-    YGGR_ASSERT(n == (ssize_t)sizeof(one) || errno == EAGAIN); /* EAGAIN: counter full */
+    YGGR_ASSERT(n == (ssize_t)sizeof(one));
 }
 
 static struct tcp_chunk *chunk_get(struct yggr_transport *t, uint32_t cap)
@@ -710,7 +710,7 @@ int yggr_tcp_transport_create(const struct yggr_tcp_options *options,
     }
     pthread_mutex_init(&t->init_lock, NULL);
     pthread_cond_init(&t->init_cond, NULL);
-    t->bell_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    t->bell_fd = eventfd(0, EFD_CLOEXEC); /* blocking: io_uring must poll it, not get EAGAIN */
     if (t->bell_fd < 0 || alloc_memory(t) != 0) {
         set_why(why, why_size, "cannot allocate the transport: %s", strerror(errno));
         tcp_close(t);
