@@ -22,9 +22,10 @@
  *   So send() never blocks, a dead or slow peer never holds more than its budget, and
  *   traffic to healthy peers is untouched.
  *
- * Chunks come in two cached sizes: small (4 KiB) for the first frame after a flush, so a
- * lone heartbeat does not pin 64 KiB of budget, and `chunk_bytes` (budget/8, clamped to
- * 4..64 KiB) after that; a frame bigger than that gets a chunk of its own size.
+ * Chunks come in three cached sizes: tiny (256 B) or small (4 KiB) for the first frame
+ * after a flush, so a lone heartbeat or vote pins 256 bytes of budget, not 64 KiB, and
+ * `chunk_bytes` (budget/8, clamped to 4..64 KiB) after that; a bigger frame gets a chunk
+ * of its own size.
  * Payloads are copied into the frame: measured with tools/bench-transport, 4 KiB entries
  * run at loopback speed with the copy, so iovecs pointing at entry buffers are not used.
  */
@@ -44,6 +45,7 @@
 #define TCP_DEFAULT_FRAME_BYTES (64u << 20)
 #define TCP_MAX_FRAME_BYTES (1u << 30)
 #define TCP_DEFAULT_QUEUE_BYTES (64ull << 20)
+#define TCP_FREE_TINY_MAX 1024u
 #define TCP_FREE_SMALL_MAX 256u
 #define TCP_FREE_LARGE_MAX 64u
 
@@ -95,17 +97,23 @@ static void ring_doorbell(struct yggr_transport *t)
     YGGR_ASSERT(n == (ssize_t)sizeof(one));
 }
 
+/* Cached chunk classes: 0 tiny, 1 small, 2 chunk_bytes; -1 = an odd size (malloc/free). */
+static int chunk_class(const struct yggr_transport *t, uint32_t cap)
+{
+    return cap == TCP_TINY_CHUNK    ? 0
+           : cap == TCP_SMALL_CHUNK ? 1
+           : cap == t->chunk_bytes  ? 2
+                                    : -1;
+}
+
 static struct tcp_chunk *chunk_get(struct yggr_transport *t, uint32_t cap)
 {
+    int k = chunk_class(t, cap);
     struct tcp_chunk *c = NULL;
-    if (cap == TCP_SMALL_CHUNK && t->free_small != NULL) {
-        c = t->free_small;
-        t->free_small = c->next;
-        t->free_small_count--;
-    } else if (cap == t->chunk_bytes && t->free_large != NULL) {
-        c = t->free_large;
-        t->free_large = c->next;
-        t->free_large_count--;
+    if (k >= 0 && t->free_list[k] != NULL) {
+        c = t->free_list[k];
+        t->free_list[k] = c->next;
+        t->free_count[k]--;
     } else {
         c = malloc(sizeof(*c) + cap);
         if (c == NULL) {
@@ -118,14 +126,12 @@ static struct tcp_chunk *chunk_get(struct yggr_transport *t, uint32_t cap)
 
 static void chunk_put(struct yggr_transport *t, struct tcp_chunk *c)
 {
-    if (c->cap == TCP_SMALL_CHUNK && t->free_small_count < TCP_FREE_SMALL_MAX) {
-        c->next = t->free_small;
-        t->free_small = c;
-        t->free_small_count++;
-    } else if (c->cap == t->chunk_bytes && t->free_large_count < TCP_FREE_LARGE_MAX) {
-        c->next = t->free_large;
-        t->free_large = c;
-        t->free_large_count++;
+    static const uint32_t keep[3] = {TCP_FREE_TINY_MAX, TCP_FREE_SMALL_MAX, TCP_FREE_LARGE_MAX};
+    int k = chunk_class(t, c->cap);
+    if (k >= 0 && t->free_count[k] < keep[k]) {
+        c->next = t->free_list[k];
+        t->free_list[k] = c;
+        t->free_count[k]++;
     } else {
         free(c);
     }
@@ -231,9 +237,10 @@ static uint8_t *reserve(struct yggr_transport *t, struct tcp_drv_peer *dp, size_
     if (c != NULL && c->cap - c->len >= size) {
         return c->data + c->len;
     }
-    uint32_t cap = c == NULL && size <= TCP_SMALL_CHUNK ? TCP_SMALL_CHUNK
-                   : size <= t->chunk_bytes          ? t->chunk_bytes
-                                                     : (uint32_t)size;
+    uint32_t cap = c == NULL && size <= TCP_TINY_CHUNK    ? TCP_TINY_CHUNK
+                   : c == NULL && size <= TCP_SMALL_CHUNK ? TCP_SMALL_CHUNK
+                   : size <= t->chunk_bytes               ? t->chunk_bytes
+                                                          : (uint32_t)size;
     if (dp->outstanding > 0 && dp->outstanding + cap > t->peer_queue_bytes) {
         return NULL;
     }
@@ -596,8 +603,9 @@ static void tcp_close(struct yggr_transport *t)
         free(t->dpeers[i].open);
         free_chunk_list(t->dpeers[i].staged);
     }
-    free_chunk_list(t->free_small);
-    free_chunk_list(t->free_large);
+    for (int k = 0; k < 3; k++) {
+        free_chunk_list(t->free_list[k]);
+    }
     if (t->listen_fd >= 0) {
         close(t->listen_fd);
     }

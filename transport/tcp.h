@@ -40,7 +40,8 @@
 #define TCP_BATCH_CONFIGS 32u
 #define TCP_BATCH_BUFS 128u
 #define TCP_IOV_MAX 64u            /* chunks per sendmsg */
-#define TCP_SMALL_CHUNK 4096u      /* first chunk of a flush */
+#define TCP_TINY_CHUNK 256u        /* first chunk of a flush: one small message */
+#define TCP_SMALL_CHUNK 4096u      /* first chunk of a flush: a few messages */
 #define TCP_RBUF_BYTES (256u * 1024u)
 #define TCP_HEARTBEAT_MAX 160u     /* a parked heartbeat frame (real ones are < 100 bytes) */
 #define TCP_BACKOFF_MIN_MS 50u     /* reference: 50 ms doubling to 2 s */
@@ -236,8 +237,8 @@ struct yggr_transport {
 
     /* Driver side. owner: drv */
     struct tcp_drv_peer dpeers[TCP_MAX_PEERS];
-    struct tcp_chunk *free_small, *free_large;
-    uint32_t free_small_count, free_large_count;
+    struct tcp_chunk *free_list[3];   /* tiny, small, chunk_bytes */
+    uint32_t free_count[3];
     struct tcp_batch *unreleased[TCP_BATCHES]; /* released, cmd ring was full */
     uint32_t unreleased_count;
     bool started;
