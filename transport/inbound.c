@@ -82,9 +82,8 @@ void inbound_publish(struct yggr_transport *t)
     YGGR_ASSERT(b->state == TCP_BATCH_FILLING);
     b->state = TCP_BATCH_OUT;
     t->filling = NULL;
-    struct tcp_ptr v = {b};
     /* Never full: the ring has more slots than there are batches. */
-    bool pushed = ck_ring_enqueue_spsc_tcp_ptr(&t->batch_ring, t->batch_slots, &v);
+    bool pushed = tcp_ptr_push(&t->batch_ring, t->batch_slots, b);
     YGGR_ASSERT(pushed);
     t->wake_driver = true;
 }

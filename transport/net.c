@@ -80,8 +80,7 @@ void net_return_chunk(struct yggr_transport *t, struct tcp_chunk *c)
 {
     YGGR_ASSERT(c != NULL);
     c->next = NULL;
-    struct tcp_ptr v = {c};
-    if (t->ret_head == NULL && ck_ring_enqueue_spsc_tcp_ptr(&t->chunk_ring, t->chunk_slots, &v)) {
+    if (t->ret_head == NULL && tcp_ptr_push(&t->chunk_ring, t->chunk_slots, c)) {
         return;
     }
     /* Ring full (or older returns waiting): keep order, retry at the next publish. */
@@ -97,8 +96,7 @@ void net_return_chunk(struct yggr_transport *t, struct tcp_chunk *c)
 static void flush_returns(struct yggr_transport *t)
 {
     while (t->ret_head != NULL) {
-        struct tcp_ptr v = {t->ret_head};
-        if (!ck_ring_enqueue_spsc_tcp_ptr(&t->chunk_ring, t->chunk_slots, &v)) {
+        if (!tcp_ptr_push(&t->chunk_ring, t->chunk_slots, t->ret_head)) {
             t->publish_retry = true;
             return;
         }
@@ -158,7 +156,7 @@ static void handle_cmd(struct yggr_transport *t, const struct tcp_cmd *cmd)
 static void drain_cmds(struct yggr_transport *t)
 {
     struct tcp_cmd cmd;
-    while (ck_ring_dequeue_spsc_tcp_cmd(&t->cmd_ring, t->cmd_slots, &cmd)) {
+    while (tcp_cmd_pop(&t->cmd_ring, t->cmd_slots, &cmd)) {
         YGGR_ASSERT(cmd.slot < TCP_MAX_PEERS);
         handle_cmd(t, &cmd);
     }
@@ -236,7 +234,7 @@ static void wait_for_work(struct yggr_transport *t, uint64_t next_ns)
     /* Dekker with the driver's (push; fence; load parked): after this fence either we see
      * its command in the ring, or it sees parked and rings the doorbell. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (ck_ring_size(&t->cmd_ring) > 0) {
+    if (tcp_ring_size(&t->cmd_ring) > 0) {
         wait_nr = 0;
     }
     struct io_uring_cqe *cqe = NULL;

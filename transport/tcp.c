@@ -42,6 +42,10 @@
 #include "tcp.h"
 #include "yggr_assert.h"
 
+#ifdef TCP_TSAN
+pthread_mutex_t tcp_tsan_ring_lock = PTHREAD_MUTEX_INITIALIZER;
+#endif
+
 #define TCP_DEFAULT_FRAME_BYTES (64u << 20)
 #define TCP_MAX_FRAME_BYTES (1u << 30)
 #define TCP_DEFAULT_QUEUE_BYTES (64ull << 20)
@@ -149,10 +153,9 @@ static void free_chunk_list(struct tcp_chunk *c)
 /* Take back chunks the network thread is done with. */
 static void reclaim(struct yggr_transport *t)
 {
-    struct tcp_ptr v;
-    while (ck_ring_dequeue_spsc_tcp_ptr(&t->chunk_ring, t->chunk_slots, &v)) {
-        struct tcp_chunk *c = v.ptr;
-        YGGR_ASSERT(c != NULL && c->slot < TCP_MAX_PEERS);
+    struct tcp_chunk *c;
+    while ((c = tcp_ptr_pop(&t->chunk_ring, t->chunk_slots)) != NULL) {
+        YGGR_ASSERT(c->slot < TCP_MAX_PEERS);
         struct tcp_drv_peer *dp = &t->dpeers[c->slot];
         if (dp->used && dp->gen == c->gen) {
             YGGR_ASSERT(dp->outstanding >= c->cap);
@@ -179,7 +182,7 @@ static uint32_t slot_of(const struct yggr_transport *t, const struct tcp_drv_pee
 
 static bool push_cmd(struct yggr_transport *t, struct tcp_cmd *cmd)
 {
-    return ck_ring_enqueue_spsc_tcp_cmd(&t->cmd_ring, t->cmd_slots, cmd);
+    return tcp_cmd_push(&t->cmd_ring, t->cmd_slots, cmd);
 }
 
 /* Close the open chunk: it waits in `staged` until the cmd ring takes it. */
@@ -371,12 +374,11 @@ static bool tcp_poll(struct yggr_transport *t, struct yggr_inbound *out)
         push_unreleased(t);
         ring_doorbell(t);
     }
-    struct tcp_ptr v;
-    if (!ck_ring_dequeue_spsc_tcp_ptr(&t->batch_ring, t->batch_slots, &v)) {
+    struct tcp_batch *b = tcp_ptr_pop(&t->batch_ring, t->batch_slots);
+    if (b == NULL) {
         return false;
     }
-    struct tcp_batch *b = v.ptr;
-    YGGR_ASSERT(b != NULL && b->count > 0);
+    YGGR_ASSERT(b->count > 0);
     out->msgs = b->msgs;
     out->count = b->count;
     return true;
@@ -560,14 +562,14 @@ static void stop_thread(struct yggr_transport *t)
 static void free_net_side(struct yggr_transport *t)
 {
     struct tcp_cmd cmd;
-    while (ck_ring_dequeue_spsc_tcp_cmd(&t->cmd_ring, t->cmd_slots, &cmd)) {
+    while (tcp_cmd_pop(&t->cmd_ring, t->cmd_slots, &cmd)) {
         if (cmd.type == TCP_CMD_SEND) {
             free(cmd.ptr);
         }
     }
-    struct tcp_ptr v;
-    while (ck_ring_dequeue_spsc_tcp_ptr(&t->chunk_ring, t->chunk_slots, &v)) {
-        free(v.ptr);
+    void *p;
+    while ((p = tcp_ptr_pop(&t->chunk_ring, t->chunk_slots)) != NULL) {
+        free(p);
     }
     free_chunk_list(t->ret_head);
     for (uint32_t i = 0; i < TCP_MAX_PEERS; i++) {
