@@ -71,8 +71,10 @@ static void on_log(void *ctx, int level, const char *msg)
     (void)level;
 }
 
-static void node_open_at(struct node *n, uint64_t id, const char *host, uint16_t port,
-                         uint64_t budget)
+/* `peer` (may be NULL) is known before start(), as a restarting node would do it: frames
+ * that arrive the moment the listener opens then find their sender known. */
+static void node_open_peer(struct node *n, uint64_t id, const char *host, uint16_t port,
+                           uint64_t budget, const struct node *peer)
 {
     char listen[64], why[256] = "";
     memset(n, 0, sizeof(*n));
@@ -83,10 +85,19 @@ static void node_open_at(struct node *n, uint64_t id, const char *host, uint16_t
                                  .peer_queue_bytes = budget, .log_fn = on_log, .log_ctx = n};
     cr_assert(eq(int, yggr_tcp_transport_create(&o, &n->ops, &n->t, why, sizeof(why)), 0),
               "create: %s", why);
+    if (peer != NULL) {
+        cr_assert(eq(int, n->ops->set_peer(n->t, peer->id, peer->addr), 0));
+    }
     cr_assert(eq(int, n->ops->start(n->t, on_wake, n, -1, why, sizeof(why)), 0), "start: %s",
               why);
     n->port = tcp_transport_port(n->t);
     snprintf(n->addr, sizeof(n->addr), "%s:%u", host, n->port);
+}
+
+static void node_open_at(struct node *n, uint64_t id, const char *host, uint16_t port,
+                         uint64_t budget)
+{
+    node_open_peer(n, id, host, port, budget, NULL);
 }
 
 static void node_open(struct node *n, uint64_t id)
@@ -478,8 +489,7 @@ Test(tcp, peer_restarted_on_the_same_port_is_reached_again, .timeout = 20)
         a.ops->flush(a.t);
         sleep_ms(2);
     }
-    node_open_at(&b, 2, "127.0.0.1", port, 0);
-    knows(&b, &a);
+    node_open_peer(&b, 2, "127.0.0.1", port, 0, &a);
     cr_assert(heartbeat_until_received(&a, &b, 5000), "not reconnected");
     struct yggr_peer_metrics pm = metrics(&a, 2);
     cr_expect(ge(u64, pm.reconnects, 1));
@@ -510,8 +520,7 @@ Test(tcp, dead_peer_keeps_only_the_newest_heartbeat_and_gets_it_on_reconnect, .t
     struct yggr_peer_metrics pm = metrics(&a, 2);
     cr_expect(ge(u64, pm.send_drops, 200 + 199 - 2), "drops %llu", (unsigned long long)pm.send_drops);
     cr_expect(le(u64, tcp_transport_queued_bytes(a.t, 2), 64 * 1024), "a dead peer holds no memory");
-    node_open_at(&b, 2, "127.0.0.1", port, 0);
-    knows(&b, &a);
+    node_open_peer(&b, 2, "127.0.0.1", port, 0, &a);
     uint64_t end = now_ms() + 5000;
     while (b.count == 0 && now_ms() < end) {
         a.ops->flush(a.t); /* the driver would flush after the network thread's wake */
