@@ -26,8 +26,10 @@
  * after a flush, so a lone heartbeat or vote pins 256 bytes of budget, not 64 KiB, and
  * `chunk_bytes` (budget/8, clamped to 4..64 KiB) after that; a bigger frame gets a chunk
  * of its own size.
- * Payloads are copied into the frame: measured with tools/bench-transport, 4 KiB entries
- * run at loopback speed with the copy, so iovecs pointing at entry buffers are not used.
+ * Payloads are copied into the frame. Measured with tools/bench-transport (64 x 4 KiB
+ * entries per AppendEntries): 0.77-0.87 of a blocking send/recv loop that moves the same
+ * bytes without encoding or decoding, about 1.8-2.9 GB/s; the copy is not the bottleneck,
+ * so iovecs pointing at entry buffers (and their refcount traffic) are not used.
  */
 #include <errno.h>
 #include <sched.h>
