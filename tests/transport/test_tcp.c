@@ -1,0 +1,903 @@
+/* SPDX-License-Identifier: MIT */
+/* transport/: the io_uring TCP transport over real sockets on 127.0.0.x (suite io), the
+ * port of the reference's tcp_transport.rs plus flow control, hostile input, dynamic peers. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "tcp.h"
+#include "yggr/plugin.h"
+#include "yggr_test.h"
+
+/* ---------------------------------------------------------------------------------------
+ * Harness
+ * ------------------------------------------------------------------------------------- */
+
+struct got {
+    uint64_t from;
+    uint64_t to;
+    uint8_t *body;          /* the message re-encoded (owned) */
+    size_t len;
+};
+
+struct node {
+    const struct yggr_transport_ops *ops;
+    struct yggr_transport *t;
+    uint64_t id;
+    char host[32];
+    char addr[64];
+    uint16_t port;
+    atomic_int wakes;
+    atomic_int rejections_logged;
+    struct got *inbox;
+    size_t count, cap;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void on_wake(void *ctx)
+{
+    atomic_fetch_add(&((struct node *)ctx)->wakes, 1);
+}
+
+static void on_log(void *ctx, int level, const char *msg)
+{
+    struct node *n = ctx;
+    if (strstr(msg, "closing connection") != NULL) {
+        atomic_fetch_add(&n->rejections_logged, 1);
+    }
+    (void)level;
+}
+
+/* `peer` (may be NULL) is known before start(), as a restarting node would do it: frames
+ * that arrive the moment the listener opens then find their sender known. */
+static void node_open_peer(struct node *n, uint64_t id, const char *host, uint16_t port,
+                           uint64_t budget, const struct node *peer)
+{
+    char listen[64], why[256] = "";
+    memset(n, 0, sizeof(*n));
+    n->id = id;
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    snprintf(listen, sizeof(listen), "%s:%u", host, port);
+    struct yggr_tcp_options o = {.node_id = id, .listen_addr = listen,
+                                 .peer_queue_bytes = budget, .log_fn = on_log, .log_ctx = n};
+    cr_assert(eq(int, yggr_tcp_transport_create(&o, &n->ops, &n->t, why, sizeof(why)), 0),
+              "create: %s", why);
+    if (peer != NULL) {
+        cr_assert(eq(int, n->ops->set_peer(n->t, peer->id, peer->addr), 0));
+    }
+    cr_assert(eq(int, n->ops->start(n->t, on_wake, n, -1, why, sizeof(why)), 0), "start: %s",
+              why);
+    n->port = tcp_transport_port(n->t);
+    snprintf(n->addr, sizeof(n->addr), "%s:%u", host, n->port);
+}
+
+static void node_open_at(struct node *n, uint64_t id, const char *host, uint16_t port,
+                         uint64_t budget)
+{
+    node_open_peer(n, id, host, port, budget, NULL);
+}
+
+static void node_open(struct node *n, uint64_t id)
+{
+    node_open_at(n, id, "127.0.0.1", 0, 0);
+}
+
+static void node_close(struct node *n)
+{
+    if (n->t != NULL) {
+        n->ops->close(n->t);
+        n->t = NULL;
+    }
+    for (size_t i = 0; i < n->count; i++) {
+        free(n->inbox[i].body);
+    }
+    free(n->inbox);
+    n->inbox = NULL;
+    n->count = n->cap = 0;
+}
+
+static void knows(struct node *a, const struct node *b)
+{
+    cr_assert(eq(int, a->ops->set_peer(a->t, b->id, b->addr), 0));
+}
+
+/* Drain every inbound batch of `n` into its inbox (copies), then release the batch. */
+static size_t drain(struct node *n)
+{
+    struct yggr_inbound in;
+    size_t got = 0;
+    n->ops->flush(n->t);
+    while (n->ops->poll(n->t, &in)) {
+        for (uint32_t i = 0; i < in.count; i++) {
+            const struct yggr_msg *m = &in.msgs[i];
+            if (n->count == n->cap) {
+                n->cap = n->cap ? n->cap * 2 : 256;
+                n->inbox = realloc(n->inbox, n->cap * sizeof(*n->inbox));
+                cr_assert_not_null(n->inbox);
+            }
+            struct got *g = &n->inbox[n->count++];
+            g->from = m->from;
+            g->to = m->to;
+            g->len = codec_msg_size(m);
+            g->body = malloc(g->len + 1);
+            cr_assert_not_null(g->body);
+            codec_msg_encode(m, g->body, g->len);
+            got++;
+        }
+        n->ops->release(n->t, &in);
+    }
+    return got;
+}
+
+/* Flush the senders and drain `rx` until it holds `want` messages or time runs out. */
+static bool wait_inbox(struct node *rx, size_t want, int timeout_ms, struct node **senders,
+                       int nsenders)
+{
+    uint64_t end = now_ms() + (uint64_t)timeout_ms;
+    while (rx->count < want && now_ms() < end) {
+        for (int i = 0; i < nsenders; i++) {
+            senders[i]->ops->flush(senders[i]->t);
+        }
+        if (drain(rx) == 0) {
+            sleep_ms(1);
+        }
+    }
+    return rx->count >= want;
+}
+
+struct rec {
+    struct yggr_msg msg;
+    struct yggr_entry *entries;
+    struct yggr_membership config;
+};
+
+static void decode_got(const struct got *g, struct rec *r)
+{
+    static struct yggr_entry entries[8192];
+    struct codec_error err;
+    r->entries = entries;
+    struct codec_space s = {.entries = entries, .entry_cap = 8192, .config = &r->config};
+    cr_assert(eq(int, codec_msg_decode(g->body, g->len, NULL, &s, &r->msg, &err), 0));
+}
+
+static struct yggr_msg heartbeat(uint64_t from, uint64_t to, uint64_t commit)
+{
+    struct yggr_msg m = {.type = YGGR_MSG_APPEND_REQUEST, .from = from, .to = to, .term = 1};
+    m.as.append = (struct yggr_msg_append_request){.leader_id = from, .prev = {commit, 1},
+                                                   .leader_commit = commit};
+    return m;
+}
+
+/* A raw TCP client (no transport): for hostile input and stalled readers. */
+static int raw_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(ge(int, fd, 0));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(eq(int, connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0), "%s",
+              strerror(errno));
+    return fd;
+}
+
+/* True when the server closed `fd` within the timeout (EOF or reset). */
+static bool raw_closed_by_peer(int fd, int timeout_ms)
+{
+    uint64_t end = now_ms() + (uint64_t)timeout_ms;
+    while (now_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 10) == 1) {
+            uint8_t junk[4096];
+            ssize_t n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static void raw_send(int fd, const void *data, size_t len)
+{
+    cr_assert(eq(sz, (size_t)send(fd, data, len, MSG_NOSIGNAL), len));
+}
+
+static size_t frame_of(uint64_t sender, const struct yggr_msg *m, uint8_t *out, size_t cap)
+{
+    size_t body = codec_msg_size(m);
+    cr_assert(le(sz, body + CODEC_FRAME_HEADER_BYTES, cap));
+    codec_frame_header_put(out, sender, (uint32_t)body);
+    codec_msg_encode(m, out + CODEC_FRAME_HEADER_BYTES, cap - CODEC_FRAME_HEADER_BYTES);
+    return body + CODEC_FRAME_HEADER_BYTES;
+}
+
+static struct yggr_peer_metrics metrics(struct node *n, uint64_t id)
+{
+    struct yggr_peer_metrics m;
+    cr_assert(eq(int, n->ops->peer_metrics(n->t, id, &m), 0));
+    return m;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Every message type, three transports
+ * ------------------------------------------------------------------------------------- */
+
+enum { MANY = 1000, BIG = 100 * 1024, SNAP = 1 << 20 };
+
+struct corpus {
+    struct yggr_msg msgs[14];
+    int count;
+    struct yggr_entry many[MANY];
+    struct yggr_entry big[4];
+    struct yggr_entry configs[2];
+    struct yggr_membership config;
+    uint8_t *payload;
+};
+
+static void corpus_build(struct corpus *c, uint64_t from, uint64_t to)
+{
+    memset(c, 0, sizeof(*c));
+    c->payload = malloc(SNAP);
+    cr_assert_not_null(c->payload);
+    for (int i = 0; i < SNAP; i++) {
+        c->payload[i] = (uint8_t)(i * 31 + 7);
+    }
+    struct yggr_msg base = {.from = from, .to = to, .term = 4};
+    struct yggr_msg *m = c->msgs;
+    m[0] = base;
+    m[0].type = YGGR_MSG_VOTE_REQUEST;
+    m[0].as.vote_request = (struct yggr_msg_vote_request){.candidate_id = from, .last = {9, 3},
+                                                          .transfer = true};
+    m[1] = base;
+    m[1].type = YGGR_MSG_VOTE_RESPONSE;
+    m[1].as.vote_response.granted = true;
+    m[2] = heartbeat(from, to, 7);
+    m[3] = base;
+    m[3].type = YGGR_MSG_APPEND_REQUEST;
+    m[3].as.append = (struct yggr_msg_append_request){.leader_id = from, .prev = {10, 4},
+                                                      .leader_commit = 10, .round = 5,
+                                                      .entries = c->many, .entry_count = MANY};
+    for (int i = 0; i < MANY; i++) {
+        c->many[i] = (struct yggr_entry){.index = 11 + (uint64_t)i, .term = 4,
+                                         .type = YGGR_ENTRY_COMMAND, .data = c->payload + i,
+                                         .len = 64};
+    }
+    m[4] = m[3];
+    m[4].as.append.entries = c->big;
+    m[4].as.append.entry_count = 4;
+    for (int i = 0; i < 4; i++) {
+        c->big[i] = (struct yggr_entry){.index = 11 + (uint64_t)i, .term = 4,
+                                        .type = YGGR_ENTRY_COMMAND, .data = c->payload + i * 7,
+                                        .len = BIG};
+    }
+    m[5] = m[3];
+    m[5].as.append.entries = c->configs;
+    m[5].as.append.entry_count = 2;
+    c->configs[0] = (struct yggr_entry){.index = 11, .term = 4, .type = YGGR_ENTRY_CONFIG,
+                                        .change = YGGR_CHANGE_ADD_VOTER, .node = 9,
+                                        .data = (const uint8_t *)"127.0.0.9:7009", .len = 14};
+    c->configs[1] = (struct yggr_entry){.index = 12, .term = 4, .type = YGGR_ENTRY_CONFIG,
+                                        .change = YGGR_CHANGE_REMOVE_VOTER, .node = 8};
+    m[6] = base;
+    m[6].type = YGGR_MSG_APPEND_RESPONSE;
+    m[6].as.append_response = (struct yggr_msg_append_response){.success = true,
+                                                                .last_appended = 12, .round = 5};
+    m[7] = base;
+    m[7].type = YGGR_MSG_APPEND_RESPONSE;
+    m[7].as.append_response = (struct yggr_msg_append_response){.hint = 3, .conflict_term = 2};
+    c->config = (struct yggr_membership){.voter_count = 3, .voters = {1, 2, 3},
+                                         .learner_count = 1, .learners = {7}};
+    m[8] = base;
+    m[8].type = YGGR_MSG_SNAPSHOT_REQUEST;
+    m[8].as.snapshot = (struct yggr_msg_snapshot_request){
+        .leader_id = from, .last = {500, 3}, .offset = (uint64_t)SNAP, .leader_commit = 600,
+        .data = c->payload, .len = SNAP, .config = &c->config, .round = 6};
+    m[9] = base;
+    m[9].type = YGGR_MSG_SNAPSHOT_RESPONSE;
+    m[9].as.snapshot_response = (struct yggr_msg_snapshot_response){.last = {500, 3},
+                                                                    .next_offset = 2 * SNAP};
+    m[10] = base;
+    m[10].type = YGGR_MSG_TIMEOUT_NOW;
+    m[10].as.timeout_now.leader_id = from;
+    m[11] = base;
+    m[11].type = YGGR_MSG_PRE_VOTE_REQUEST;
+    m[11].as.vote_request = (struct yggr_msg_vote_request){.candidate_id = from};
+    m[12] = base;
+    m[12].type = YGGR_MSG_PRE_VOTE_RESPONSE;
+    m[12].as.vote_response = (struct yggr_msg_vote_response){.granted = false, .removed = true};
+    c->count = 13;
+}
+
+static void expect_corpus(struct node *rx, size_t first, const struct corpus *c, uint64_t from)
+{
+    int matched = 0;
+    for (size_t i = first; i < rx->count; i++) {
+        if (rx->inbox[i].from != from) {
+            continue;
+        }
+        struct rec r;
+        decode_got(&rx->inbox[i], &r);
+        cr_expect(eq(u64, rx->inbox[i].to, rx->id));
+        cr_expect(codec_msg_equal(&r.msg, &c->msgs[matched]), "message %d (type %d) from %llu",
+                  matched, c->msgs[matched].type, (unsigned long long)from);
+        matched++;
+    }
+    cr_expect(eq(int, matched, c->count));
+}
+
+Test(tcp, every_message_type_crosses_between_three_transports, .timeout = 20)
+{
+    YGGR_REQUIRE_IO();
+    struct node n[3];
+    for (int i = 0; i < 3; i++) {
+        node_open(&n[i], (uint64_t)i + 1);
+    }
+    for (int i = 0; i < 3; i++) {
+        for (int k = 0; k < 3; k++) {
+            if (i != k) {
+                knows(&n[i], &n[k]);
+            }
+        }
+    }
+    static struct corpus c[3];
+    struct node *all[3] = {&n[0], &n[1], &n[2]};
+    for (int i = 0; i < 3; i++) {
+        int to = (i + 1) % 3;
+        corpus_build(&c[i], n[i].id, n[to].id);
+        for (int k = 0; k < c[i].count; k++) {
+            cr_assert(eq(int, n[i].ops->send(n[i].t, &c[i].msgs[k]), 0));
+        }
+        n[i].ops->flush(n[i].t);
+    }
+    for (int i = 0; i < 3; i++) {
+        int to = (i + 1) % 3;
+        cr_assert(wait_inbox(&n[to], (size_t)c[i].count, 10000, all, 3), "node %d got %zu", to,
+                  n[to].count);
+        expect_corpus(&n[to], 0, &c[i], n[i].id);
+        struct yggr_peer_metrics pm = metrics(&n[i], n[to].id);
+        cr_expect(pm.connected);
+        cr_expect(eq(u64, pm.frames_out, (uint64_t)c[i].count));
+        cr_expect(eq(u64, pm.send_drops, 0));
+        cr_expect(eq(u64, metrics(&n[to], n[i].id).frames_in, (uint64_t)c[i].count));
+    }
+    for (int i = 0; i < 3; i++) {
+        free(c[i].payload);
+        node_close(&n[i]);
+    }
+}
+
+Test(tcp, many_messages_arrive_in_order_per_link, .timeout = 20)
+{
+    YGGR_REQUIRE_IO();
+    struct node a, b;
+    node_open(&a, 1);
+    node_open(&b, 2);
+    knows(&a, &b);
+    knows(&b, &a);
+    enum { N = 20000 };
+    for (int i = 0; i < N; i++) {
+        struct yggr_msg m = heartbeat(1, 2, (uint64_t)i + 1);
+        m.as.append.round = (uint64_t)i + 1;
+        cr_assert(eq(int, a.ops->send(a.t, &m), 0));
+        if (i % 64 == 63) {
+            a.ops->flush(a.t);
+            drain(&b);
+        }
+    }
+    struct node *senders[1] = {&a};
+    bool ok = wait_inbox(&b, N, 10000, senders, 1);
+    struct yggr_peer_metrics pm = metrics(&a, 2);
+    cr_assert(ok, "got %zu of %d (out %llu drops %llu conn %d queued %llu)", b.count, N,
+              (unsigned long long)pm.frames_out, (unsigned long long)pm.send_drops, pm.connected,
+              (unsigned long long)tcp_transport_queued_bytes(a.t, 2));
+    for (size_t i = 0; i < b.count; i++) {
+        struct rec r;
+        decode_got(&b.inbox[i], &r);
+        cr_assert(eq(u64, r.msg.as.append.round, (uint64_t)i + 1), "FIFO at %zu", i);
+    }
+    cr_expect(eq(u64, metrics(&a, 2).send_drops, 0));
+    node_close(&a);
+    node_close(&b);
+}
+
+Test(tcp, vote_request_and_response_round_trip, .timeout = 10)
+{
+    YGGR_REQUIRE_IO();
+    struct node a, b;
+    node_open(&a, 1);
+    node_open(&b, 2);
+    knows(&a, &b);
+    knows(&b, &a);
+    struct yggr_msg req = {.type = YGGR_MSG_VOTE_REQUEST, .from = 1, .to = 2, .term = 3};
+    req.as.vote_request.candidate_id = 1;
+    cr_assert(eq(int, a.ops->send(a.t, &req), 0));
+    struct node *sa[1] = {&a}, *sb[1] = {&b};
+    cr_assert(wait_inbox(&b, 1, 5000, sa, 1));
+    struct yggr_msg resp = {.type = YGGR_MSG_VOTE_RESPONSE, .from = 2, .to = 1, .term = 3};
+    resp.as.vote_response.granted = true;
+    cr_assert(eq(int, b.ops->send(b.t, &resp), 0)); /* over b's own outbound link */
+    cr_assert(wait_inbox(&a, 1, 5000, sb, 1));
+    struct rec r;
+    decode_got(&a.inbox[0], &r);
+    cr_expect(codec_msg_equal(&r.msg, &resp));
+    cr_expect(eq(u64, a.inbox[0].from, 2));
+    node_close(&a);
+    node_close(&b);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Reconnect, flow control, dead peers
+ * ------------------------------------------------------------------------------------- */
+
+/* Send heartbeats (commit = 1, 2, ...) until rx has one, within the timeout. */
+static bool heartbeat_until_received(struct node *tx, struct node *rx, int timeout_ms)
+{
+    uint64_t end = now_ms() + (uint64_t)timeout_ms;
+    uint64_t commit = 0;
+    size_t before = rx->count;
+    while (now_ms() < end) {
+        struct yggr_msg m = heartbeat(tx->id, rx->id, ++commit);
+        cr_assert(eq(int, tx->ops->send(tx->t, &m), 0));
+        tx->ops->flush(tx->t);
+        sleep_ms(10);
+        drain(rx);
+        if (rx->count > before) {
+            return true;
+        }
+    }
+    return false;
+}
+
+Test(tcp, peer_restarted_on_the_same_port_is_reached_again, .timeout = 20)
+{
+    YGGR_REQUIRE_IO();
+    struct node a, b;
+    node_open(&a, 1);
+    node_open(&b, 2);
+    knows(&a, &b);
+    knows(&b, &a);
+    cr_assert(heartbeat_until_received(&a, &b, 3000));
+    uint16_t port = b.port;
+    node_close(&b);
+    /* Traffic while b is gone is dropped or parked, never blocking. */
+    for (int i = 0; i < 50; i++) {
+        struct yggr_msg m = heartbeat(1, 2, 100 + (uint64_t)i);
+        cr_assert(eq(int, a.ops->send(a.t, &m), 0));
+        a.ops->flush(a.t);
+        sleep_ms(2);
+    }
+    node_open_peer(&b, 2, "127.0.0.1", port, 0, &a);
+    cr_assert(heartbeat_until_received(&a, &b, 5000), "not reconnected");
+    struct yggr_peer_metrics pm = metrics(&a, 2);
+    cr_expect(ge(u64, pm.reconnects, 1));
+    cr_expect(pm.connected);
+    node_close(&a);
+    node_close(&b);
+}
+
+Test(tcp, dead_peer_keeps_only_the_newest_heartbeat_and_gets_it_on_reconnect, .timeout = 20)
+{
+    YGGR_REQUIRE_IO();
+    struct node a, b;
+    node_open(&b, 2);
+    uint16_t port = b.port;
+    node_close(&b); /* b's address is known but nobody listens there */
+    node_open(&a, 1);
+    cr_assert(eq(int, a.ops->set_peer(a.t, 2, b.addr), 0));
+    a.ops->flush(a.t);
+    sleep_ms(100); /* the first dial fails: the link is down */
+    struct corpus *c = malloc(sizeof(*c));
+    corpus_build(c, 1, 2);
+    for (uint64_t commit = 1; commit <= 200; commit++) {
+        struct yggr_msg hb = heartbeat(1, 2, commit);
+        cr_assert(eq(int, a.ops->send(a.t, &hb), 0));
+        cr_assert(eq(int, a.ops->send(a.t, &c->msgs[3]), 0)); /* 1000 entries: dropped */
+        a.ops->flush(a.t);
+    }
+    struct yggr_peer_metrics pm = metrics(&a, 2);
+    cr_expect(ge(u64, pm.send_drops, 200 + 199 - 2), "drops %llu", (unsigned long long)pm.send_drops);
+    cr_expect(le(u64, tcp_transport_queued_bytes(a.t, 2), 64 * 1024), "a dead peer holds no memory");
+    node_open_peer(&b, 2, "127.0.0.1", port, 0, &a);
+    uint64_t end = now_ms() + 5000;
+    while (b.count == 0 && now_ms() < end) {
+        a.ops->flush(a.t); /* the driver would flush after the network thread's wake */
+        drain(&b);
+        sleep_ms(5);
+    }
+    cr_assert(ge(sz, b.count, 1), "parked heartbeat never delivered");
+    struct rec r;
+    decode_got(&b.inbox[b.count - 1], &r);
+    cr_expect(eq(u64, r.msg.as.append.leader_commit, 200), "the newest heartbeat survives");
+    cr_expect(ge(int, atomic_load(&a.wakes), 1), "reconnect wakes the driver");
+    free(c->payload);
+    free(c);
+    node_close(&a);
+    node_close(&b);
+}
+
+Test(tcp, stalled_reader_does_not_stall_others_and_memory_stays_bounded, .timeout = 30)
+{
+    YGGR_REQUIRE_IO();
+    enum { BUDGET = 1 << 20 };
+    struct node a, b;
+    node_open_at(&a, 1, "127.0.0.1", 0, BUDGET);
+    node_open(&b, 2);
+    knows(&a, &b);
+    knows(&b, &a);
+    /* Peer 9: a listening socket that accepts nothing and reads nothing. */
+    int stall = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(eq(int, bind(stall, (struct sockaddr *)&sa, sizeof(sa)), 0));
+    cr_assert(eq(int, listen(stall, 4), 0));
+    socklen_t sl = sizeof(sa);
+    getsockname(stall, (struct sockaddr *)&sa, &sl);
+    char stall_addr[64];
+    snprintf(stall_addr, sizeof(stall_addr), "127.0.0.1:%u", ntohs(sa.sin_port));
+    cr_assert(eq(int, a.ops->set_peer(a.t, 9, stall_addr), 0));
+    struct corpus *c = malloc(sizeof(*c));
+    corpus_build(c, 1, 9);
+    struct yggr_msg big = c->msgs[4]; /* 4 x 100 KiB entries */
+    uint64_t start = now_ms();
+    uint64_t max_queued = 0;
+    int sent_b = 0;
+    for (int i = 0; i < 600; i++) {
+        cr_assert(eq(int, a.ops->send(a.t, &big), 0));
+        struct yggr_msg hb = heartbeat(1, 9, (uint64_t)i + 1);
+        cr_assert(eq(int, a.ops->send(a.t, &hb), 0));
+        struct yggr_msg to_b = heartbeat(1, 2, (uint64_t)i + 1);
+        to_b.as.append.round = (uint64_t)i + 1;
+        cr_assert(eq(int, a.ops->send(a.t, &to_b), 0));
+        sent_b++;
+        a.ops->flush(a.t);
+        uint64_t q = tcp_transport_queued_bytes(a.t, 9);
+        max_queued = q > max_queued ? q : max_queued;
+        drain(&b);
+    }
+    uint64_t elapsed = now_ms() - start;
+    struct node *sa_[1] = {&a};
+    bool ok = wait_inbox(&b, (size_t)sent_b, 5000, sa_, 1);
+    struct yggr_peer_metrics m2 = metrics(&a, 2), in2 = metrics(&b, 1);
+    cr_assert(ok, "healthy peer got %zu of %d (out %llu drops %llu conn %d queued %llu; in %llu)",
+              b.count, sent_b, (unsigned long long)m2.frames_out,
+              (unsigned long long)m2.send_drops, m2.connected,
+              (unsigned long long)tcp_transport_queued_bytes(a.t, 2),
+              (unsigned long long)in2.frames_in);
+    cr_expect(eq(u64, metrics(&a, 2).send_drops, 0), "no drops to the healthy peer");
+    cr_expect(le(u64, max_queued, (uint64_t)BUDGET + 410 * 1024),
+              "queued %llu over budget", (unsigned long long)max_queued);
+    struct yggr_peer_metrics pm = metrics(&a, 9);
+    cr_expect(gt(u64, pm.send_drops, 0), "drops counted for the stalled peer");
+    cr_expect(lt(u64, elapsed, 10000), "send() never blocked (%llu ms)", (unsigned long long)elapsed);
+    free(c->payload);
+    free(c);
+    node_close(&a);
+    node_close(&b);
+    close(stall);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Hostile input
+ * ------------------------------------------------------------------------------------- */
+
+struct hostile {
+    struct node a, b, c;         /* b is the target; a and c are its known peers */
+};
+
+static void hostile_setup(struct hostile *h)
+{
+    node_open(&h->a, 1);
+    node_open(&h->b, 2);
+    node_open(&h->c, 3);
+    knows(&h->a, &h->b);
+    knows(&h->b, &h->a);
+    knows(&h->b, &h->c);
+    cr_assert(heartbeat_until_received(&h->a, &h->b, 3000));
+}
+
+/* After each attack the well-behaved peer a still reaches b. */
+static void expect_still_serving(struct hostile *h)
+{
+    cr_assert(heartbeat_until_received(&h->a, &h->b, 3000), "b stopped serving a");
+}
+
+static void hostile_teardown(struct hostile *h)
+{
+    node_close(&h->a);
+    node_close(&h->b);
+    node_close(&h->c);
+}
+
+Test(tcp, garbage_truncated_oversized_and_zero_sender_frames_close_only_their_connection,
+     .timeout = 30)
+{
+    YGGR_REQUIRE_IO();
+    struct hostile h;
+    hostile_setup(&h);
+    uint8_t buf[256];
+    struct yggr_msg hb = heartbeat(1, 2, 1);
+
+    /* Undecodable body from a known sender. */
+    int fd = raw_connect(h.b.port);
+    codec_frame_header_put(buf, 1, 5);
+    memcpy(buf + 12, "\xff\xff\xff\xff\xff", 5);
+    raw_send(fd, buf, 17);
+    cr_expect(raw_closed_by_peer(fd, 3000), "garbage body");
+    close(fd);
+    expect_still_serving(&h);
+    cr_expect(ge(u64, metrics(&h.b, 1).decode_errors, 1));
+
+    /* Length over max_frame_bytes (64 MiB default). */
+    fd = raw_connect(h.b.port);
+    codec_frame_header_put(buf, 1, (64u << 20) + 1);
+    raw_send(fd, buf, 12);
+    cr_expect(raw_closed_by_peer(fd, 3000), "oversized frame");
+    close(fd);
+
+    /* Sender id 0 (header written by hand: codec refuses to build it). */
+    fd = raw_connect(h.b.port);
+    size_t n = frame_of(1, &hb, buf, sizeof(buf));
+    memset(buf, 0, 8);
+    raw_send(fd, buf, n);
+    cr_expect(raw_closed_by_peer(fd, 3000), "zero sender");
+    close(fd);
+    expect_still_serving(&h);
+
+    /* Disconnect in the middle of the prefix and in the middle of a body: clean. */
+    fd = raw_connect(h.b.port);
+    raw_send(fd, buf, 7);
+    close(fd);
+    fd = raw_connect(h.b.port);
+    n = frame_of(1, &hb, buf, sizeof(buf));
+    raw_send(fd, buf, n - 3);
+    close(fd);
+    expect_still_serving(&h);
+
+    cr_expect(ge(u64, metrics(&h.b, 0).decode_errors, 1), "zero sender lands in 'unknown'");
+    cr_expect(ge(u64, metrics(&h.b, 1).decode_errors, 2), "garbage + oversize counted for 1");
+    cr_expect(ge(int, atomic_load(&h.b.rejections_logged), 3), "each rejection is logged");
+    /* Nothing hostile reached the driver: every inbox message is a valid heartbeat from 1. */
+    for (size_t i = 0; i < h.b.count; i++) {
+        cr_expect(eq(u64, h.b.inbox[i].from, 1));
+    }
+    hostile_teardown(&h);
+}
+
+Test(tcp, unknown_and_changing_senders_are_rejected, .timeout = 30)
+{
+    YGGR_REQUIRE_IO();
+    struct hostile h;
+    hostile_setup(&h);
+    uint8_t buf[512];
+    size_t before = h.b.count;
+
+    /* A sender b does not know. */
+    struct yggr_msg hb77 = heartbeat(77, 2, 1);
+    int fd = raw_connect(h.b.port);
+    size_t n = frame_of(77, &hb77, buf, sizeof(buf));
+    raw_send(fd, buf, n);
+    cr_expect(raw_closed_by_peer(fd, 3000), "unknown sender");
+    close(fd);
+
+    /* Our own id is not a peer either. */
+    struct yggr_msg hb2 = heartbeat(2, 2, 1);
+    fd = raw_connect(h.b.port);
+    n = frame_of(2, &hb2, buf, sizeof(buf));
+    raw_send(fd, buf, n);
+    cr_expect(raw_closed_by_peer(fd, 3000), "self as sender");
+    close(fd);
+
+    /* First frame from 3 (known, valid: delivered), then a frame claiming to be 1. */
+    struct yggr_msg hb3 = heartbeat(3, 2, 42);
+    struct yggr_msg hb1 = heartbeat(1, 2, 43);
+    fd = raw_connect(h.b.port);
+    n = frame_of(3, &hb3, buf, sizeof(buf));
+    n += frame_of(1, &hb1, buf + n, sizeof(buf) - n);
+    raw_send(fd, buf, n);
+    cr_expect(raw_closed_by_peer(fd, 3000), "sender changed mid-connection");
+    close(fd);
+    expect_still_serving(&h);
+
+    size_t from3 = 0;
+    for (size_t i = before; i < h.b.count; i++) {
+        cr_expect(h.b.inbox[i].from == 1 || h.b.inbox[i].from == 3);
+        if (h.b.inbox[i].from == 3) {
+            from3++;
+            struct rec r;
+            decode_got(&h.b.inbox[i], &r);
+            cr_expect(eq(u64, r.msg.as.append.leader_commit, 42), "only the valid first frame");
+        }
+    }
+    cr_expect(eq(sz, from3, 1));
+    cr_expect(ge(u64, metrics(&h.b, 0).decode_errors, 2), "unknown senders counted");
+    cr_expect(ge(u64, metrics(&h.b, 3).decode_errors, 1), "mismatch counted for 3");
+    hostile_teardown(&h);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Dynamic peers, lifecycle, options
+ * ------------------------------------------------------------------------------------- */
+
+Test(tcp, peers_are_added_readdressed_and_removed_at_runtime, .timeout = 30)
+{
+    YGGR_REQUIRE_IO();
+    struct node a, b, b2;
+    node_open(&a, 1);
+    node_open(&b, 2);
+    struct yggr_msg hb = heartbeat(1, 2, 1);
+    cr_expect(eq(int, a.ops->send(a.t, &hb), YGGR_ERR_UNKNOWN_NODE), "not added yet");
+    knows(&a, &b);
+    knows(&b, &a);
+    cr_assert(heartbeat_until_received(&a, &b, 3000));
+
+    /* b moves to a new address (a new process on another port): readdress. */
+    node_open(&b2, 2);
+    knows(&b2, &a);
+    knows(&a, &b2);
+    cr_assert(heartbeat_until_received(&a, &b2, 3000), "new address not used");
+
+    /* b2 forgets a: a's frames are rejected and its link is closed by b2. */
+    cr_assert(eq(int, b2.ops->remove_peer(b2.t, 1), 0));
+    b2.ops->flush(b2.t);
+    cr_expect(eq(int, b2.ops->remove_peer(b2.t, 1), YGGR_ERR_UNKNOWN_NODE));
+    sleep_ms(100); /* frames already in flight when b2 forgot a may still arrive */
+    drain(&b2);
+    cr_expect(not(heartbeat_until_received(&a, &b2, 500)), "unknown sender must not pass");
+    knows(&b2, &a);
+    cr_assert(heartbeat_until_received(&a, &b2, 5000), "re-added peer served again");
+
+    cr_assert(eq(int, a.ops->remove_peer(a.t, 2), 0));
+    cr_expect(eq(int, a.ops->send(a.t, &hb), YGGR_ERR_UNKNOWN_NODE));
+    struct yggr_peer_metrics pm;
+    cr_expect(eq(int, a.ops->peer_metrics(a.t, 2, &pm), YGGR_ERR_UNKNOWN_NODE));
+    /* And added back into a (possibly reused) slot. */
+    knows(&a, &b2);
+    cr_assert(heartbeat_until_received(&a, &b2, 5000));
+    node_close(&a);
+    node_close(&b);
+    node_close(&b2);
+}
+
+Test(tcp, self_in_the_peer_map_is_ignored_and_bad_addresses_refused, .timeout = 10)
+{
+    YGGR_REQUIRE_IO();
+    struct node a;
+    node_open(&a, 1);
+    cr_expect(eq(int, a.ops->set_peer(a.t, 1, a.addr), 0));
+    struct yggr_msg hb = heartbeat(1, 1, 1);
+    cr_expect(eq(int, a.ops->send(a.t, &hb), YGGR_ERR_UNKNOWN_NODE));
+    cr_expect(eq(int, a.ops->set_peer(a.t, 2, "example.org:80"), YGGR_ERR_INVALID));
+    cr_expect(eq(int, a.ops->set_peer(a.t, 2, "127.0.0.1"), YGGR_ERR_INVALID));
+    cr_expect(eq(int, a.ops->set_peer(a.t, 2, "127.0.0.1:70000"), YGGR_ERR_INVALID));
+    cr_expect(eq(int, a.ops->set_peer(a.t, 0, "127.0.0.1:1"), YGGR_ERR_INVALID));
+    cr_expect(eq(int, a.ops->set_peer(a.t, 2, "[::1]:7000"), 0));
+    cr_expect(eq(int, a.ops->set_peer(a.t, 3, "localhost:7000"), 0));
+    node_close(&a);
+}
+
+Test(tcp, close_frees_the_port_and_closes_accepted_connections, .timeout = 10)
+{
+    YGGR_REQUIRE_IO();
+    struct node b;
+    node_open(&b, 2);
+    uint16_t port = b.port;
+    int fd = raw_connect(port);
+    sleep_ms(20); /* accepted */
+    uint64_t t0 = now_ms();
+    node_close(&b);
+    cr_expect(lt(u64, now_ms() - t0, 1000), "close is prompt");
+    cr_expect(raw_closed_by_peer(fd, 1000), "accepted connection closed");
+    close(fd);
+    node_open_at(&b, 2, "127.0.0.1", port, 0); /* rebind succeeds */
+    cr_expect(eq(u16, b.port, port));
+    node_close(&b);
+}
+
+Test(tcp, start_reports_a_port_in_use, .timeout = 10)
+{
+    YGGR_REQUIRE_IO();
+    struct node a;
+    node_open(&a, 1);
+    const struct yggr_transport_ops *ops;
+    struct yggr_transport *t;
+    char why[256] = "";
+    struct yggr_tcp_options o = {.node_id = 2, .listen_addr = a.addr};
+    cr_assert(eq(int, yggr_tcp_transport_create(&o, &ops, &t, why, sizeof(why)), 0));
+    cr_expect(eq(int, ops->start(t, NULL, NULL, -1, why, sizeof(why)), YGGR_ERR_IO));
+    cr_expect(strstr(why, "cannot listen") != NULL, "%s", why);
+    ops->close(t);
+    node_close(&a);
+}
+
+Test(tcp, outgoing_links_bind_to_the_listen_ip, .timeout = 10)
+{
+    YGGR_REQUIRE_IO();
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(eq(int, bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0));
+    cr_assert(eq(int, listen(lfd, 4), 0));
+    socklen_t sl = sizeof(sa);
+    getsockname(lfd, (struct sockaddr *)&sa, &sl);
+    struct node a;
+    node_open_at(&a, 1, "127.0.0.2", 0, 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sa.sin_port));
+    cr_assert(eq(int, a.ops->set_peer(a.t, 9, addr), 0));
+    a.ops->flush(a.t);
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    cr_assert(eq(int, poll(&p, 1, 3000), 1));
+    struct sockaddr_in from;
+    socklen_t fl = sizeof(from);
+    int fd = accept(lfd, (struct sockaddr *)&from, &fl);
+    cr_assert(ge(int, fd, 0));
+    char ip[32];
+    inet_ntop(AF_INET, &from.sin_addr, ip, sizeof(ip));
+    cr_expect(eq(str, ip, "127.0.0.2"));
+    close(fd);
+    close(lfd);
+    node_close(&a);
+}
+
+Test(tcp_options, create_validates_options_and_refuses_secrets_for_now)
+{
+    const struct yggr_transport_ops *ops;
+    struct yggr_transport *t;
+    char why[256];
+    struct yggr_tcp_options o = {.node_id = 1, .listen_addr = "127.0.0.1:0"};
+    o.node_id = 0;
+    cr_expect(eq(int, yggr_tcp_transport_create(&o, &ops, &t, why, sizeof(why)), YGGR_ERR_INVALID));
+    o.node_id = 1;
+    o.listen_addr = "nowhere";
+    cr_expect(eq(int, yggr_tcp_transport_create(&o, &ops, &t, why, sizeof(why)), YGGR_ERR_INVALID));
+    o.listen_addr = "127.0.0.1:0";
+    o.secret = (const uint8_t *)"0123456789abcdef";
+    o.secret_len = 16;
+    cr_expect(eq(int, yggr_tcp_transport_create(&o, &ops, &t, why, sizeof(why)), YGGR_ERR_INVALID));
+    cr_expect(strstr(why, "not implemented yet") != NULL, "%s", why);
+    o.secret = NULL;
+    o.secret_len = 0;
+    o.max_frame_bytes = 2u << 30;
+    cr_expect(eq(int, yggr_tcp_transport_create(&o, &ops, &t, why, sizeof(why)), YGGR_ERR_INVALID));
+    o.max_frame_bytes = 0;
+    cr_assert(eq(int, yggr_tcp_transport_create(&o, &ops, &t, why, sizeof(why)), 0));
+    ops->close(t); /* never started: close frees it */
+}
+
+Test(tcp_options, addresses_parse_numeric_hosts_only)
+{
+    struct tcp_addr a;
+    cr_expect(eq(int, addr_parse("127.0.0.3:7003", &a), 0));
+    cr_expect(eq(u16, addr_port(&a), 7003));
+    cr_expect(eq(int, addr_parse("[::1]:1", &a), 0));
+    cr_expect(eq(int, addr_parse("0.0.0.0:5", &a), 0));
+    cr_expect(addr_is_wildcard(&a));
+    cr_expect(ne(int, addr_parse("host:1", &a), 0));
+    cr_expect(ne(int, addr_parse("1.2.3.4:", &a), 0));
+    cr_expect(ne(int, addr_parse("1.2.3.4:-1", &a), 0));
+    cr_expect(ne(int, addr_parse("[::1:1", &a), 0));
+    cr_expect(ne(int, addr_parse(NULL, &a), 0));
+}
