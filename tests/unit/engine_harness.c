@@ -740,3 +740,8 @@ uint64_t h_cluster_steps(const struct h_cluster *c)
 {
     return c->steps;
 }
+
+void h_cluster_event(struct h_cluster *c, uint64_t id, const struct yggr_event *ev)
+{
+    hc_step(c, node_of(c, id), ev);
+}

@@ -102,5 +102,7 @@ uint64_t h_cluster_min_applied(const struct h_cluster *c);
 void h_cluster_crash(struct h_cluster *c, uint64_t id);
 void h_cluster_tick(struct h_cluster *c, uint64_t id);
 uint64_t h_cluster_steps(const struct h_cluster *c);
+/* Step node `id` with `ev` (its actions are absorbed like any other step). */
+void h_cluster_event(struct h_cluster *c, uint64_t id, const struct yggr_event *ev);
 
 #endif /* YGGR_TESTS_UNIT_ENGINE_HARNESS_H */
