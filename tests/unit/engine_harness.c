@@ -3,6 +3,7 @@
 #include "engine_harness.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -325,7 +326,8 @@ struct hc_msg {
 };
 
 struct hc_write {
-    int kind; /* 0 hard state, 1 append */
+    int kind; /* 0 hard state, 1 append, 2 compact, 3 installed snapshot */
+    struct yggr_snapshot_meta meta;
     uint64_t term, vote;
     uint64_t truncate_from;
     struct yggr_entry *entries;
@@ -338,7 +340,10 @@ struct hc_node {
     /* durable disk */
     uint64_t term, vote;
     struct yggr_entry *log; /* index i at log[i] */
+    uint64_t first;         /* entries below are compacted */
     uint64_t last;
+    bool has_snap;
+    struct yggr_snapshot_meta snap;
     uint64_t cap;
     struct hc_write *pending;
     uint32_t pending_count, pending_cap;
@@ -401,11 +406,31 @@ static void hc_boot(struct h_cluster *c, struct hc_node *hn, uint64_t id)
     }
     ev.as.recover.term = hn->term;
     ev.as.recover.vote = hn->vote;
-    ev.as.recover.first_index = 1;
+    if (hn->first == 0) {
+        hn->first = 1;
+    }
+    ev.as.recover.first_index = hn->first;
     ev.as.recover.last_index = hn->last;
+    if (hn->has_snap) {
+        ev.as.recover.has_snapshot = true;
+        ev.as.recover.snapshot = hn->snap;
+        if (hn->last <= hn->snap.last.index) {
+            ev.as.recover.first_index = hn->snap.last.index + 1;
+            ev.as.recover.last_index = hn->snap.last.index;
+        }
+    }
     struct yggr_term_run runs[4096];
     uint32_t nr = 0;
-    for (uint64_t i = 1; i <= hn->last; i++) {
+    for (uint64_t i = ev.as.recover.first_index; i <= ev.as.recover.last_index; i++) {
+        if (nr > 0 && runs[nr - 1].term > hn->log[i].term) {
+            fprintf(stderr, "disk of %llu: first %llu last %llu snap %llu/%llu at %llu term %llu < %llu\n",
+                    (unsigned long long)id, (unsigned long long)hn->first,
+                    (unsigned long long)hn->last, (unsigned long long)hn->snap.last.index,
+                    (unsigned long long)hn->snap.last.term, (unsigned long long)i,
+                    (unsigned long long)hn->log[i].term, (unsigned long long)runs[nr - 1].term);
+            for (uint64_t k = hn->first; k <= hn->last; k++) fprintf(stderr, "%llu:%llu ", (unsigned long long)k, (unsigned long long)hn->log[k].term);
+            fprintf(stderr, "\n");
+        }
         if (nr == 0 || runs[nr - 1].term != hn->log[i].term) {
             cr_assert(nr < 4096);
             runs[nr++] = (struct yggr_term_run){hn->log[i].term, i};
@@ -413,11 +438,12 @@ static void hc_boot(struct h_cluster *c, struct hc_node *hn, uint64_t id)
     }
     ev.as.recover.terms = runs;
     ev.as.recover.term_count = nr;
-    uint64_t tail = hn->last > 32 ? 32 : hn->last;
-    ev.as.recover.tail = &hn->log[hn->last - tail + 1];
+    uint64_t have = ev.as.recover.last_index + 1 - ev.as.recover.first_index;
+    uint64_t tail = have > 32 ? 32 : have;
+    ev.as.recover.tail = tail > 0 ? &hn->log[ev.as.recover.last_index - tail + 1] : NULL;
     ev.as.recover.tail_count = (uint32_t)tail;
     hn->up = true;
-    hn->applied = 0;
+    hn->applied = hn->has_snap ? hn->snap.last.index : 0;
     h_step(&hn->n, &ev);
 }
 
@@ -474,12 +500,41 @@ static void disk_apply(struct hc_node *hn, const struct hc_write *w)
         hn->vote = w->vote;
         return;
     }
+    if (w->kind == 2) {
+        if (w->truncate_from > hn->first) {
+            hn->first = w->truncate_from;
+        }
+        return;
+    }
+    if (w->kind == 3) {
+        uint64_t idx = w->meta.last.index;
+        bool keep = idx <= hn->last && idx >= hn->first && hn->log[idx].term == w->meta.last.term;
+        if (!keep) {
+            hn->last = idx;
+        }
+        hn->first = idx + 1;
+        hn->has_snap = true;
+        hn->snap = w->meta;
+        return;
+    }
     if (w->truncate_from != 0) {
         cr_assert(w->truncate_from <= hn->last + 1);
         hn->last = w->truncate_from - 1;
     }
     for (uint32_t k = 0; k < w->count; k++) {
         const struct yggr_entry *e = &w->entries[k];
+        if (k == 0 && hn->last + 1 < e->index && hn->has_snap &&
+            hn->snap.last.index + 1 >= e->index) {
+            /* The snapshot covers the entries that never reached the disk. */
+            hn->last = e->index - 1;
+            hn->first = e->index;
+        }
+        if (e->index != hn->last + 1) {
+            fprintf(stderr, "gap: node %llu entry %llu disk last %llu first %llu snap %llu trunc %llu\n",
+                    (unsigned long long)hn->n.id, (unsigned long long)e->index,
+                    (unsigned long long)hn->last, (unsigned long long)hn->first,
+                    (unsigned long long)hn->snap.last.index, (unsigned long long)w->truncate_from);
+        }
         cr_assert_eq(e->index, hn->last + 1, "non-contiguous append");
         hn->log = grow(hn->log, &hn->cap, e->index, sizeof(*hn->log));
         hn->log[e->index] = *e;
@@ -502,7 +557,7 @@ static void queue_send(struct h_cluster *c, struct hc_node *from, const struct y
         for (uint32_t k = 0; k < n; k++) {
             uint64_t idx = m->as.append.prev.index + 1 + k;
             if (m->as.append.from_storage) {
-                if (idx > from->last) {
+                if (idx > from->last || idx < from->first) {
                     free(q->entries);
                     return; /* storage no longer has it: drop */
                 }
@@ -516,8 +571,11 @@ static void queue_send(struct h_cluster *c, struct hc_node *from, const struct y
         q->m.as.append.from_storage = false;
     }
     if (m->type == YGGR_MSG_SNAPSHOT_REQUEST) {
+        static const uint8_t snap_bytes[4096];
         q->config = *m->as.snapshot.config;
         q->m.as.snapshot.config = &q->config;
+        cr_assert(m->as.snapshot.len <= sizeof(snap_bytes));
+        q->m.as.snapshot.data = m->as.snapshot.len > 0 ? snap_bytes : NULL;
     }
     c->net_count++;
 }
@@ -525,6 +583,10 @@ static void queue_send(struct h_cluster *c, struct hc_node *from, const struct y
 static void check_apply(struct h_cluster *c, struct hc_node *hn)
 {
     const struct yggr_actions *a = &hn->n.act;
+    if (a->flags & YGGR_ACT_APPLY_SNAPSHOT) {
+        cr_assert(a->apply_snapshot.last.index > hn->applied);
+        hn->applied = a->apply_snapshot.last.index;
+    }
     if (!(a->flags & YGGR_ACT_APPLY)) {
         return;
     }
@@ -534,7 +596,7 @@ static void check_apply(struct h_cluster *c, struct hc_node *hn)
         uint64_t idx = a->apply.first_index + k;
         uint64_t term;
         if (a->apply.from_storage) {
-            cr_assert(idx <= hn->last);
+            cr_assert(idx <= hn->last && idx >= hn->first);
             term = hn->log[idx].term;
         } else {
             cr_assert_eq(a->apply.entries[k].index, idx);
@@ -561,7 +623,13 @@ static void flush_writes(struct h_cluster *c, struct hc_node *hn, uint32_t count
         disk_apply(hn, &w);
         struct yggr_event ev;
         memset(&ev, 0, sizeof(ev));
-        if (w.kind == 0) {
+        if (w.kind == 2) {
+            continue;
+        }
+        if (w.kind == 3) {
+            ev.type = YGGR_EVENT_SNAPSHOT_PERSISTED;
+            ev.as.snapshot_persisted = w.meta.last;
+        } else if (w.kind == 0) {
             ev.type = YGGR_EVENT_HARD_STATE_PERSISTED;
             ev.as.hard_state_persisted.term = w.term;
             ev.as.hard_state_persisted.vote = w.vote;
@@ -593,6 +661,18 @@ static void record(struct h_cluster *c, struct hc_node *hn)
         w.entries = calloc(a->append.count + 1, sizeof(*w.entries));
         memcpy(w.entries, a->append.entries, a->append.count * sizeof(*w.entries));
         hn->pending[hn->pending_count++] = w;
+    }
+    if (a->flags & YGGR_ACT_COMPACT) {
+        hn->pending = grow(hn->pending, &pcap, hn->pending_count, sizeof(*hn->pending));
+        hn->pending_cap = (uint32_t)pcap;
+        hn->pending[hn->pending_count++] =
+            (struct hc_write){.kind = 2, .truncate_from = a->compact_below};
+    }
+    if ((a->flags & YGGR_ACT_SNAPSHOT_CHUNK) && a->snapshot_chunk.done) {
+        hn->pending = grow(hn->pending, &pcap, hn->pending_count, sizeof(*hn->pending));
+        hn->pending_cap = (uint32_t)pcap;
+        hn->pending[hn->pending_count++] =
+            (struct hc_write){.kind = 3, .meta = a->snapshot_chunk.meta};
     }
     if (a->role == YGGR_ROLE_LEADER) {
         c->leader_of_term = grow(c->leader_of_term, &c->terms_cap, a->term, sizeof(uint64_t));
@@ -744,4 +824,33 @@ uint64_t h_cluster_steps(const struct h_cluster *c)
 void h_cluster_event(struct h_cluster *c, uint64_t id, const struct yggr_event *ev)
 {
     hc_step(c, node_of(c, id), ev);
+}
+
+void h_cluster_snapshot(struct h_cluster *c, uint64_t id)
+{
+    struct hc_node *hn = node_of(c, id);
+    if (!hn->up || hn->applied == 0) {
+        return;
+    }
+    struct yggr_event ev = {.type = YGGR_EVENT_SNAPSHOT_TAKEN};
+    ev.as.snapshot_taken.last.index = hn->applied;
+    ev.as.snapshot_taken.last.term = yggr_engine_term_at(hn->n.e, hn->applied);
+    ev.as.snapshot_taken.size = 1 + hn->applied % 50;
+    if (ev.as.snapshot_taken.last.term == 0) {
+        return;
+    }
+    struct yggr_membership cfg;
+    yggr_engine_config_committed(hn->n.e, &cfg);
+    h_step(&hn->n, &ev);
+    if (hn->n.act.flags & YGGR_ACT_COMPACT) {
+        /* The local snapshot is durable when reported (taken by the host). */
+        hn->has_snap = true;
+        hn->snap.last = ev.as.snapshot_taken.last;
+        hn->snap.size = ev.as.snapshot_taken.size;
+        hn->snap.config = cfg;
+    }
+    record(c, hn);
+    if (!c->o.delay_persist) {
+        flush_writes(c, hn, hn->pending_count);
+    }
 }

@@ -102,6 +102,8 @@ uint64_t h_cluster_min_applied(const struct h_cluster *c);
 void h_cluster_crash(struct h_cluster *c, uint64_t id);
 void h_cluster_tick(struct h_cluster *c, uint64_t id);
 uint64_t h_cluster_steps(const struct h_cluster *c);
+/* The node takes a snapshot at its applied index (durable at once). */
+void h_cluster_snapshot(struct h_cluster *c, uint64_t id);
 /* Step node `id` with `ev` (its actions are absorbed like any other step). */
 void h_cluster_event(struct h_cluster *c, uint64_t id, const struct yggr_event *ev);
 

@@ -11,6 +11,8 @@
 
 static const struct yggr_engine_config *cluster_cfg;
 
+static bool snapshots;
+
 static void run_cluster(uint64_t seed, uint32_t nodes, uint32_t drop, bool delay, uint32_t steps,
                         bool crashes)
 {
@@ -26,6 +28,9 @@ static void run_cluster(uint64_t seed, uint32_t nodes, uint32_t drop, bool delay
         x ^= x << 17;
         if (x % 20 == 0) {
             h_cluster_propose(c, 1 + (uint32_t)(x >> 40) % 4);
+        }
+        if (snapshots && x % 301 == 0) {
+            h_cluster_snapshot(c, 1 + (x >> 24) % nodes);
         }
         if (crashes && x % 997 == 0) {
             h_cluster_crash(c, 1 + (x >> 20) % nodes);
@@ -100,6 +105,31 @@ Test(invariants, tiny_caches_and_windows_use_storage_paths_and_stay_safe, .timeo
     for (uint64_t seed = 3500; seed <= 3550; seed++) {
         run_cluster(seed, 3, 0, false, 5000, false);
     }
+    cluster_cfg = NULL;
+}
+
+Test(invariants, snapshots_installs_and_crashes_keep_safety, .timeout = 120)
+{
+    struct yggr_engine_config c = h_config(1);
+    c.election_timeout_max_ticks = 20;
+    c.log_cache_entries = 16;
+    c.max_append_entries = 4;
+    c.snapshot_chunk_bytes = 7;
+    c.snapshot_chunks_inflight = 2;
+    c.pre_vote = true;
+    cluster_cfg = &c;
+    snapshots = true;
+    for (uint64_t seed = 4000; seed <= 4200; seed++) {
+        run_cluster(seed, 3, 5, true, 5000, true);
+    }
+    for (uint64_t seed = 4500; seed <= 4550; seed++) {
+        run_cluster(seed, 3, 0, false, 5000, false);
+    }
+    c.snapshot_trailing_entries = 3;
+    for (uint64_t seed = 4600; seed <= 4700; seed++) {
+        run_cluster(seed, 5, 10, true, 5000, true);
+    }
+    snapshots = false;
     cluster_cfg = NULL;
 }
 
