@@ -327,6 +327,8 @@ static bool apply_one(struct yggr_node *node, struct apply_item *it, struct yggr
         return true;
     case APPLY_STOP:
         return false;
+    case APPLY_HOLE:
+        break; /* driver-internal, never queued to apply */
     }
     YGGR_UNREACHABLE();
 }

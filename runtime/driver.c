@@ -38,6 +38,8 @@
 #include "yggr_assert.h"
 
 #define SEND_TAG_BIT (UINT64_C(1) << 63)
+#define HOLE_TAG_BIT (UINT64_C(1) << 62)
+#define HOLE_READ_MAX 4096u
 
 uint64_t driver_now_ms(void)
 {
@@ -170,17 +172,85 @@ static void overflow_grow(struct driver *d)
     d->overflow_tail = n;
 }
 
+static void overflow_append(struct driver *d, const struct apply_item *it);
+
 bool driver_apply_push(struct driver *d, const struct apply_item *it)
 {
     if (overflow_len(d) == 0 && apply_ring_push(&d->node->to_apply, it)) {
         return true;
     }
+    overflow_append(d, it);
+    return false;
+}
+
+static void overflow_append(struct driver *d, const struct apply_item *it)
+{
     if (overflow_len(d) == d->overflow_mask + 1) {
         overflow_grow(d);
     }
     d->overflow[d->overflow_tail & d->overflow_mask] = *it;
     d->overflow_tail++;
-    return false;
+}
+
+static void hole_read(struct driver *d, struct apply_hole *h)
+{
+    YGGR_ASSERT(!h->reading);
+    YGGR_ASSERT(h->next_read < h->end);
+    uint64_t left = h->end - h->next_read;
+    struct yggr_storage_req req = {.type = YGGR_STORAGE_READ, .tag = HOLE_TAG_BIT | h->id};
+    req.as.read.first = h->next_read;
+    req.as.read.count = left < HOLE_READ_MAX ? (uint32_t)left : HOLE_READ_MAX;
+    req.as.read.max_bytes = 64u << 20;
+    h->reading = true;
+    d->storage_reads++;
+    driver_submit(d, &req);
+}
+
+/* APPLY.from_storage: hold everything after this point until the entries are read. */
+static void driver_open_hole(struct driver *d, uint64_t first, uint32_t count)
+{
+    YGGR_ASSERT(count > 0);
+    struct apply_hole *h = calloc(1, sizeof(*h));
+    YGGR_ASSERT(h != NULL);
+    h->id = ++d->hole_seq & ~(SEND_TAG_BIT | HOLE_TAG_BIT);
+    h->next_read = first;
+    h->next_push = first;
+    h->end = first + count;
+    h->next = d->holes;
+    d->holes = h;
+    struct apply_item it = {.kind = APPLY_HOLE, .index = h->end - 1, .hole = h};
+    overflow_append(d, &it);
+    hole_read(d, h);
+}
+
+static void driver_close_hole(struct driver *d, struct apply_hole *h)
+{
+    struct apply_hole **pp = &d->holes;
+    while (*pp != h) {
+        pp = &(*pp)->next;
+    }
+    *pp = h->next;
+    for (uint32_t i = 0; i < h->item_count; i++) {
+        yggr_buf_release(h->items[(h->item_head + i)].buf);
+    }
+    free(h->items);
+    free(h);
+}
+
+/* Push what a hole has read; true once the hole is complete. */
+static bool hole_drain(struct driver *d, struct apply_hole *h, uint32_t *pushed)
+{
+    while (h->item_count > 0) {
+        struct apply_item *it = &h->items[h->item_head];
+        if (!apply_ring_push(&d->node->to_apply, it)) {
+            return false;
+        }
+        h->item_head++;
+        h->item_count--;
+        h->next_push++;
+        (*pushed)++;
+    }
+    return h->next_push == h->end;
 }
 
 static uint32_t driver_flush_overflow(struct driver *d)
@@ -188,6 +258,15 @@ static uint32_t driver_flush_overflow(struct driver *d)
     uint32_t n = 0;
     while (overflow_len(d) > 0) {
         const struct apply_item *it = &d->overflow[d->overflow_head & d->overflow_mask];
+        if (it->kind == APPLY_HOLE) {
+            struct apply_hole *h = it->hole;
+            if (!hole_drain(d, h, &n)) {
+                break;
+            }
+            d->overflow_head++;
+            driver_close_hole(d, h);
+            continue;
+        }
         if (!apply_ring_push(&d->node->to_apply, it)) {
             break;
         }
@@ -313,6 +392,28 @@ static void driver_route_storage(struct driver *d, const struct yggr_actions *a)
     }
 }
 
+/* One committed entry as an apply item (retains its payload; matches its proposal). */
+static void driver_entry_item(struct driver *d, const struct yggr_entry *e, struct apply_item *it)
+{
+    struct yggr_node *node = d->node;
+    *it = (struct apply_item){
+        .kind = APPLY_ENTRY,
+        .entry_type = e->type,
+        .change = e->change,
+        .len = e->len,
+        .index = e->index,
+        .term = e->term,
+        .node = e->node,
+        .data = e->data,
+        .buf = yggr_buf_retain(e->buf),
+    };
+    driver_match_proposal(d, it);
+    if (e->type == YGGR_ENTRY_CONFIG && e->change == YGGR_CHANGE_REMOVE_VOTER &&
+        e->node != node->config.node_id) {
+        node->tops->remove_peer(node->transport, e->node);
+    }
+}
+
 static void driver_route_apply(struct driver *d, const struct yggr_actions *a)
 {
     struct yggr_node *node = d->node;
@@ -328,33 +429,56 @@ static void driver_route_apply(struct driver *d, const struct yggr_actions *a)
             d->pushed_index = it.index;
         }
     }
-    if (a->flags & YGGR_ACT_APPLY) {
+    if ((a->flags & YGGR_ACT_APPLY) && a->apply.from_storage && a->apply.count > 0) {
+        driver_open_hole(d, a->apply.first_index, a->apply.count);
+        d->pushed_index = a->apply.first_index + a->apply.count - 1;
+    } else if (a->flags & YGGR_ACT_APPLY) {
         for (uint32_t i = 0; i < a->apply.count; i++) {
-            const struct yggr_entry *e = &a->apply.entries[i];
-            struct apply_item it = {
-                .kind = APPLY_ENTRY,
-                .entry_type = e->type,
-                .change = e->change,
-                .len = e->len,
-                .index = e->index,
-                .term = e->term,
-                .node = e->node,
-                .data = e->data,
-                .buf = yggr_buf_retain(e->buf),
-            };
-            driver_match_proposal(d, &it);
-            if (e->type == YGGR_ENTRY_CONFIG && e->change == YGGR_CHANGE_REMOVE_VOTER &&
-                e->node != node->config.node_id) {
-                node->tops->remove_peer(node->transport, e->node);
-            }
+            struct apply_item it;
+            driver_entry_item(d, &a->apply.entries[i], &it);
             driver_apply_push(d, &it);
-            d->pushed_index = e->index;
+            d->pushed_index = it.index;
         }
     }
     if (a->flags & (YGGR_ACT_APPLY | YGGR_ACT_APPLY_SNAPSHOT)) {
         driver_push_ready_reads(d);
         doorbell_ring(&node->apply_bell);
     }
+}
+
+/* Entries read for an apply hole: queue them, read the rest, push what can go. */
+static void driver_hole_read_done(struct driver *d, struct yggr_storage_done *done)
+{
+    struct yggr_node *node = d->node;
+    uint64_t id = done->tag & ~HOLE_TAG_BIT;
+    struct apply_hole *h = d->holes;
+    while (h != NULL && h->id != id) {
+        h = h->next;
+    }
+    YGGR_ASSERT(h != NULL);
+    YGGR_ASSERT(h->reading);
+    h->reading = false;
+    if (done->err != 0 || done->count == 0 || done->entries[0].index != h->next_read) {
+        node->sops->release(node->storage, done);
+        node_set_fatal(node, YGGR_ERR_CORRUPT, "cannot read committed log entries to apply them");
+        return;
+    }
+    struct apply_item *items = malloc((h->item_count + done->count) * sizeof(*items));
+    YGGR_ASSERT(items != NULL);
+    memcpy(items, h->items + h->item_head, h->item_count * sizeof(*items));
+    for (uint32_t i = 0; i < done->count; i++) {
+        driver_entry_item(d, &done->entries[i], &items[h->item_count + i]);
+    }
+    free(h->items);
+    h->items = items;
+    h->item_head = 0;
+    h->item_count += done->count;
+    h->next_read += done->count;
+    node->sops->release(node->storage, done);
+    if (h->next_read < h->end) {
+        hole_read(d, h);
+    }
+    driver_flush_overflow(d);
 }
 
 static void driver_note_summary(struct driver *d, const struct yggr_actions *a)
@@ -481,6 +605,12 @@ static uint32_t driver_drain_storage(struct driver *d)
             }
             break;
         case YGGR_STORAGE_READ_DONE:
+            if (done.tag & HOLE_TAG_BIT) {
+                driver_hole_read_done(d, &done);
+                break;
+            }
+            driver_storage_send_done(d, &done);
+            break;
         case YGGR_STORAGE_SNAP_READ_DONE:
             driver_storage_send_done(d, &done);
             break;
@@ -785,6 +915,9 @@ void driver_destroy(struct yggr_node *node)
         yggr_buf_release(it->buf);
         free(it->meta);
         d->overflow_head++;
+    }
+    while (d->holes != NULL) {
+        driver_close_hole(d, d->holes);
     }
     if (d->chunk != NULL) {
         yggr_buf_release(d->chunk);

@@ -25,6 +25,21 @@ struct deferred_req {
     struct yggr_entry *entries;     /* APPEND: retained copies */
 };
 
+/* Committed entries the engine asked us to apply from storage (APPLY.from_storage, after
+ * a restart): a placeholder in the apply overflow queue that holds back everything after
+ * it until the entries were read and pushed, in order. */
+struct apply_hole {
+    struct apply_hole *next;       /* active holes */
+    uint64_t id;
+    uint64_t next_read;            /* first index not yet requested */
+    uint64_t next_push;            /* first index not yet pushed to apply */
+    uint64_t end;                  /* one past the last index */
+    bool reading;
+    struct apply_item *items;      /* read, waiting to be pushed (index order) */
+    uint32_t item_head;
+    uint32_t item_count;
+};
+
 /* FIFO of request pointers (power-of-two capacity). */
 struct req_fifo {
     struct req **items;
@@ -67,6 +82,10 @@ struct driver {
     uint32_t overflow_mask;
     uint32_t overflow_head;
     uint32_t overflow_tail;
+
+    /* Apply holes (see struct apply_hole). */
+    struct apply_hole *holes;
+    uint64_t hole_seq;
 
     /* Storage. */
     uint64_t storage_seq;

@@ -410,8 +410,27 @@ static void node_close_plugins(struct yggr_node *node)
     }
 }
 
+/* Every known address goes to the transport before it starts, so a peer's first frame
+ * after a restart is never rejected as coming from an unknown sender. */
+static void node_register_peers(struct yggr_node *node)
+{
+    pthread_mutex_lock(&node->book_mu);
+    for (uint32_t i = 0; i < node->book_count; i++) {
+        if (node->book[i].id != node->config.node_id) {
+            int rc = node->tops->set_peer(node->transport, node->book[i].id, node->book[i].addr);
+            if (rc != 0) {
+                node_log(node, 1, "peer %llu: cannot use address %s: %s",
+                         (unsigned long long)node->book[i].id, node->book[i].addr,
+                         yggr_strerror(rc));
+            }
+        }
+    }
+    pthread_mutex_unlock(&node->book_mu);
+}
+
 static int node_start_threads(struct yggr_node *node, char *why, size_t n)
 {
+    node_register_peers(node);
     int rc = node->sops->start(node->storage, driver_wake, node, node->config.cpu_disk);
     if (rc != 0) {
         snprintf(why, n, "cannot start the disk worker: %s", yggr_strerror(rc));

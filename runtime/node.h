@@ -85,6 +85,7 @@ enum apply_kind {
     APPLY_RESTORE,     /* restore the state machine from snapshot `meta` */
     APPLY_SNAPSHOT,    /* take a snapshot at the current applied index */
     APPLY_STOP,        /* drain done: exit */
+    APPLY_HOLE,        /* driver only: committed entries still being read from storage */
 };
 
 struct apply_item {
@@ -99,6 +100,7 @@ struct apply_item {
     struct yggr_buf *buf;           /* retained by the driver, released by apply */
     struct req *req;                /* ENTRY: proposal to complete; READ: the read */
     struct yggr_snapshot_meta *meta;/* RESTORE: heap copy, freed by apply */
+    struct apply_hole *hole;        /* HOLE (driver only) */
 };
 RING_DEFINE(apply_ring, apply_item)
 
@@ -131,6 +133,7 @@ struct status_cache {
 };
 
 struct driver;
+struct apply_hole;
 
 struct yggr_node {
     struct yggr_config config;      /* copy; pointers inside are not kept */

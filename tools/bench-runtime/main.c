@@ -180,7 +180,7 @@ static int start_cluster(const char *dir, uint16_t port, uint32_t tick_ms)
                 peers[i][k++].addr = addrs[j];
             }
         }
-        snprintf(dirs[i], sizeof(dirs[i]), "%s/n%u", dir, i + 1);
+        snprintf(dirs[i], sizeof(dirs[i]), "%.480s/n%u", dir, i + 1);
         cfg.data_dir = dirs[i];
         cfg.listen_addr = addrs[i];
         cfg.peers = peers[i];
