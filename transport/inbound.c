@@ -321,6 +321,15 @@ static void arm_recv(struct yggr_transport *t, struct tcp_conn *c)
     if (c->head == c->tail && buf_refs(c->rbuf) == 1) {
         c->head = c->tail = 0; /* nothing pending and nobody else reads it: rewind */
     }
+    if (c->tail == c->rbuf->size && c->head < c->tail) {
+        /* A partial frame HEADER ends the buffer (parse() only makes room once a whole
+         * header is there): move it to the front or to a fresh buffer. */
+        YGGR_ASSERT(c->tail - c->head < CODEC_FRAME_HEADER_BYTES);
+        if (make_room(c, CODEC_FRAME_HEADER_BYTES) != 0) {
+            reject(t, c, bucket_of(t, c), "out of memory for a receive buffer", c->sender);
+            return;
+        }
+    }
     if (c->tail == c->rbuf->size) {
         /* Fully parsed but still referenced by a batch: continue in a fresh buffer. */
         YGGR_ASSERT(c->head == c->tail);

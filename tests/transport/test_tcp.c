@@ -686,6 +686,47 @@ Test(tcp, garbage_truncated_oversized_and_zero_sender_frames_close_only_their_co
     hostile_teardown(&h);
 }
 
+/* Regression: a frame HEADER split across the end of the 256 KiB receive buffer tripped an
+ * assertion in arm_recv (found by the runtime's disk+TCP scenarios under load). A first
+ * frame sized so that the next frame's 12-byte header straddles the buffer end. */
+Test(regress, partial_header_at_receive_buffer_end_is_carried_over, .timeout = 30)
+{
+    YGGR_REQUIRE_IO();
+    struct hostile h;
+    hostile_setup(&h);
+    size_t before = h.b.count;
+    static uint8_t payload[TCP_RBUF_BYTES];
+    memset(payload, 'p', sizeof(payload));
+    struct yggr_entry e = {.index = 2, .term = 1, .type = YGGR_ENTRY_COMMAND, .data = payload};
+    struct yggr_msg big = heartbeat(1, 2, 1);
+    big.as.append.entries = &e;
+    big.as.append.entry_count = 1;
+    /* Grow the payload until the frame ends 5 bytes before the buffer's end. */
+    size_t want = TCP_RBUF_BYTES - 5;
+    e.len = (uint32_t)(want - 64);
+    while (codec_msg_size(&big) + CODEC_FRAME_HEADER_BYTES < want) {
+        e.len++;
+    }
+    cr_assert(eq(sz, codec_msg_size(&big) + CODEC_FRAME_HEADER_BYTES, want));
+    size_t cap = TCP_RBUF_BYTES + 4096;
+    uint8_t *stream = malloc(cap);
+    cr_assert_not_null(stream);
+    size_t n = frame_of(1, &big, stream, cap);
+    struct yggr_msg hb = heartbeat(1, 2, 1);
+    for (int i = 0; i < 20; i++) {
+        n += frame_of(1, &hb, stream + n, cap - n);
+    }
+    int fd = raw_connect(h.b.port);
+    raw_send(fd, stream, n);
+    struct node *senders[] = {&h.a};
+    cr_assert(wait_inbox(&h.b, before + 21, 5000, senders, 1), "got %zu of 21",
+              h.b.count - before);
+    close(fd);
+    free(stream);
+    expect_still_serving(&h);
+    hostile_teardown(&h);
+}
+
 Test(tcp, unknown_and_changing_senders_are_rejected, .timeout = 30)
 {
     YGGR_REQUIRE_IO();
