@@ -4,11 +4,12 @@
  * this order; the first match is reported):
  *  1. write from nowhere: an ok read returned v, and no ok/unknown write of the key wrote v;
  *  2. read from the future: every write of v was invoked after the read returned;
- *  3. duplicate apply: v was written once, yet reads R1 < R2 < R3 (real time) returned v, u,
- *     v (u != v): after u overwrote v, v came back;
- *  4. stale read / lost write: a write W2 completed before read R began, every write of R's
+ *  3. stale read / lost write: a write W2 completed before read R began, every write of R's
  *     value completed before W2 began, so R must have seen W2 or later (lost write when W2's
  *     value was never read by anyone);
+ *  4. duplicate apply: v was written once, yet reads R1 < R2 < R3 (real time) returned v, u,
+ *     v (u != v): after u overwrote v, v came back (found even when the writes overlap the
+ *     reads, where pattern 3 proves nothing);
  *  5. otherwise: the deepest point of the search and the op it could not place.
  * Patterns 3 and 4 use sweeps (sort + running top-2) so a large key stays O(n log n). */
 #include <stdlib.h>
@@ -318,10 +319,10 @@ enum lc_anomaly explain_violation(const struct lc_history *h, const struct lc_op
         anomaly = LC_ANOMALY_WRITE_FROM_NOWHERE;
     } else if (find_future(h, &m, all, all_count, out, out_size)) {
         anomaly = LC_ANOMALY_READ_FROM_FUTURE;
-    } else if (find_duplicate(h, &m, all, all_count, out, out_size)) {
-        anomaly = LC_ANOMALY_DUPLICATE_APPLY;
     } else if ((stale = find_stale(h, &m, all, all_count, out, out_size)) != 0) {
         anomaly = stale == 1 ? LC_ANOMALY_LOST_WRITE : LC_ANOMALY_STALE_READ;
+    } else if (find_duplicate(h, &m, all, all_count, out, out_size)) {
+        anomaly = LC_ANOMALY_DUPLICATE_APPLY;
     } else {
         char a[512];
         char v[96];
