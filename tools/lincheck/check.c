@@ -2,6 +2,8 @@
 /* lincheck driver: partition the history per key (registers are independent, so the history
  * is linearizable iff every key's sub-history is), prune what cannot matter, search each key
  * and explain the first violation.
+ * Keys whose writes all have distinct values (loadgen's unique values, no deletes) are
+ * decided in O(n log n) by gk.c; the others by the memoized WGL search in wgl.c.
  * Pruning (each step keeps linearizability unchanged):
  *  - failed ops and unanswered reads never took effect: dropped;
  *  - an unknown write whose value no read returned can be taken as never applied: dropped
@@ -75,13 +77,39 @@ static size_t prune(struct vmap *m, const struct lc_op *all, size_t n, struct lc
     return kept;
 }
 
+/* What the search found, for violations no pattern in explain.c matches. */
+static void search_fallback(const struct lc_history *h, const struct lc_op *ops, size_t n,
+                            bool polynomial, const uint32_t conflict[2],
+                            const struct wgl_stuck *stuck, char *out, size_t size)
+{
+    char op[512];
+    if (polynomial && conflict[0] != UINT32_MAX) {
+        snprintf(out, size,
+                 "no order of the writes explains the reads: %.60s and %.60s each had to be "
+                 "the current value over a span of time (from the first return to the last "
+                 "invocation among its write and reads), and those spans cannot be ordered",
+                 lc_history_value(h, conflict[0]), lc_history_value(h, conflict[1]));
+    } else if (polynomial) {
+        snprintf(out, size, "a read returned a value that no write of this key wrote before it");
+    } else {
+        snprintf(out, size,
+                 "no linearization exists: the search placed at most %zu of %zu operations "
+                 "(register = %.60s there) and then could not place this one before it "
+                 "returned: %s",
+                 stuck->depth, n, lc_history_value(h, stuck->state),
+                 n > 0 ? explain_op(op, sizeof(op), h, &ops[stuck->blocked]) : "-");
+    }
+}
+
 static void check_key(const struct lc_history *h, const struct lc_options *opt,
                       const struct lc_op *all, size_t n, struct lc_op *scratch,
                       struct lc_key_result *res, size_t *pruned)
 {
     struct vmap m;
     struct wgl_stuck stuck;
+    uint32_t conflict[2];
     memset(res, 0, sizeof(*res));
+    memset(&stuck, 0, sizeof(stuck));
     res->key = all[0].key;
     if (vmap_build(&m, all, n) != 0) {
         res->verdict = LC_VERDICT_UNDECIDED;
@@ -92,9 +120,16 @@ static void check_key(const struct lc_history *h, const struct lc_options *opt,
     vmap_free(&m);
     *pruned += n - kept;
     res->op_count = kept;
-    res->verdict = wgl_check(scratch, kept, opt->max_steps_per_key, &res->steps, &stuck);
+    res->verdict = opt->search_only ? LC_VERDICT_UNDECIDED : gk_check(scratch, kept, conflict);
+    res->polynomial = res->verdict != LC_VERDICT_UNDECIDED;
+    if (!res->polynomial) {
+        res->verdict = wgl_check(scratch, kept, opt->max_steps_per_key, &res->steps, &stuck);
+    }
     if (res->verdict == LC_VERDICT_VIOLATION) {
-        res->anomaly = explain_violation(h, all, n, scratch, kept, &stuck, res->explanation,
+        char fallback[1024];
+        search_fallback(h, scratch, kept, res->polynomial, conflict, &stuck, fallback,
+                        sizeof(fallback));
+        res->anomaly = explain_violation(h, all, n, fallback, res->explanation,
                                          sizeof(res->explanation));
     } else if (res->verdict == LC_VERDICT_UNDECIDED) {
         snprintf(res->explanation, sizeof(res->explanation),
@@ -173,6 +208,7 @@ enum lc_verdict lc_check(const struct lc_history *h, const struct lc_options *op
         report->keys++;
         report->ops_searched += res.op_count;
         report->steps += res.steps;
+        report->keys_polynomial += res.polynomial ? 1u : 0u;
         note_result(report, &res);
         if (res.verdict != LC_VERDICT_OK && opt->on_key != NULL) {
             opt->on_key(opt->ctx, h, &res);

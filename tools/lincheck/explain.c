@@ -10,7 +10,8 @@
  *  4. duplicate apply: v was written once, yet reads R1 < R2 < R3 (real time) returned v, u,
  *     v (u != v): after u overwrote v, v came back (found even when the writes overlap the
  *     reads, where pattern 3 proves nothing);
- *  5. otherwise: the deepest point of the search and the op it could not place.
+ *  5. otherwise: what the search found (the zones in conflict, or the deepest point the WGL
+ *     search reached and the op it could not place).
  * Patterns 3 and 4 use sweeps (sort + running top-2) so a large key stays O(n log n). */
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +42,8 @@ static void fmt_span(char *buf, size_t size, const struct lc_op *op)
 }
 
 /* "write of X at [a, b] us (client c, line l)" and friends. */
-static const char *fmt_op(char *buf, size_t size, const struct lc_history *h,
-                          const struct lc_op *op)
+const char *explain_op(char *buf, size_t size, const struct lc_history *h,
+                       const struct lc_op *op)
 {
     char span[96];
     char v[96];
@@ -78,9 +79,9 @@ static bool find_nowhere(const struct lc_history *h, struct vmap *m, const struc
         char b[512];
         snprintf(out, size,
                  "write from nowhere: %s, but no write of %s to this key took effect%s%s",
-                 fmt_op(a, sizeof(a), h, r), value_text(h, r->value, v, sizeof(v)),
+                 explain_op(a, sizeof(a), h, r), value_text(h, r->value, v, sizeof(v)),
                  vi->fails > 0 ? "; the only such write failed: " : "",
-                 vi->fails > 0 ? fmt_op(b, sizeof(b), h, vi->a_fail) : "");
+                 vi->fails > 0 ? explain_op(b, sizeof(b), h, vi->a_fail) : "");
         return true;
     }
     return false;
@@ -99,7 +100,7 @@ static bool find_future(const struct lc_history *h, struct vmap *m, const struct
         const struct vinfo *vi = vmap_get(m, r->value);
         if (vi->writes > 0 && vi->min_write_invoke > r->complete_us) {
             snprintf(out, size, "read from the future: %s, but its write only began later: %s",
-                     fmt_op(a, sizeof(a), h, r), fmt_op(b, sizeof(b), h, vi->last_write));
+                     explain_op(a, sizeof(a), h, r), explain_op(b, sizeof(b), h, vi->last_write));
             return true;
         }
     }
@@ -226,9 +227,9 @@ static bool find_duplicate(const struct lc_history *h, struct vmap *m, const str
                  "duplicate apply: %s was written once (%s); %s; then %s; then %s: the value "
                  "came back after being overwritten, with no second write (a re-applied "
                  "entry, or a stale read)",
-                 lc_history_value(h, vi->value), fmt_op(w, sizeof(w), h, vi->last_write),
-                 fmt_op(a, sizeof(a), h, vi->first_read), fmt_op(b, sizeof(b), h, r2),
-                 fmt_op(c, sizeof(c), h, vi->last_read));
+                 lc_history_value(h, vi->value), explain_op(w, sizeof(w), h, vi->last_write),
+                 explain_op(a, sizeof(a), h, vi->first_read), explain_op(b, sizeof(b), h, r2),
+                 explain_op(c, sizeof(c), h, vi->last_read));
         found = true;
     }
     free(reads);
@@ -250,16 +251,16 @@ static void describe_stale(const struct lc_history *h, struct vmap *m, const str
         char d[512];
         snprintf(c, sizeof(c), "the value read was last written by %s, which completed before "
                                "that write began",
-                 fmt_op(d, sizeof(d), h, vi->last_write));
+                 explain_op(d, sizeof(d), h, vi->last_write));
     }
     if (w2->value != LC_NIL && wi->reads == 0) {
         snprintf(out, size,
                  "lost write: %s was acknowledged but no read ever saw it: %s began after it "
                  "completed; %s",
-                 fmt_op(a, sizeof(a), h, w2), fmt_op(b, sizeof(b), h, r), c);
+                 explain_op(a, sizeof(a), h, w2), explain_op(b, sizeof(b), h, r), c);
     } else {
         snprintf(out, size, "stale read: %s, but %s completed before the read began; %s",
-                 fmt_op(b, sizeof(b), h, r), fmt_op(a, sizeof(a), h, w2), c);
+                 explain_op(b, sizeof(b), h, r), explain_op(a, sizeof(a), h, w2), c);
     }
 }
 
@@ -302,12 +303,11 @@ static int find_stale(const struct lc_history *h, struct vmap *m, const struct l
 }
 
 enum lc_anomaly explain_violation(const struct lc_history *h, const struct lc_op *all,
-                                  size_t all_count, const struct lc_op *searched,
-                                  size_t searched_count, const struct wgl_stuck *stuck,
-                                  char *out, size_t out_size)
+                                  size_t all_count, const char *fallback, char *out,
+                                  size_t out_size)
 {
     TOOL_ASSERT(out != NULL && out_size > 0);
-    TOOL_ASSERT(stuck->blocked < searched_count || searched_count == 0);
+    TOOL_ASSERT(fallback != NULL);
     struct vmap m;
     enum lc_anomaly anomaly = LC_ANOMALY_OTHER;
     if (vmap_build(&m, all, all_count) != 0) {
@@ -324,14 +324,7 @@ enum lc_anomaly explain_violation(const struct lc_history *h, const struct lc_op
     } else if (find_duplicate(h, &m, all, all_count, out, out_size)) {
         anomaly = LC_ANOMALY_DUPLICATE_APPLY;
     } else {
-        char a[512];
-        char v[96];
-        snprintf(out, out_size,
-                 "no linearization exists: the search placed at most %zu of %zu operations "
-                 "(register = %s there) and then could not place this one before it returned: "
-                 "%s",
-                 stuck->depth, searched_count, value_text(h, stuck->state, v, sizeof(v)),
-                 searched_count > 0 ? fmt_op(a, sizeof(a), h, &searched[stuck->blocked]) : "-");
+        snprintf(out, out_size, "%s", fallback);
     }
     vmap_free(&m);
     return anomaly;

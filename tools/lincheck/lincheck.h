@@ -78,6 +78,7 @@ struct lc_key_result {
     enum lc_anomaly anomaly;
     size_t op_count; /* ops searched after pruning */
     uint64_t steps;
+    bool polynomial; /* decided by gk_check (distinct values), not the WGL search */
     char explanation[2048];
 };
 
@@ -86,6 +87,7 @@ typedef void (*lc_key_fn)(void *ctx, const struct lc_history *h, const struct lc
 struct lc_options {
     uint64_t max_steps_per_key; /* search budget per key; beyond it the key is undecided */
     bool all_keys;              /* keep checking after the first violation */
+    bool search_only;           /* always use the WGL search (tests cross-check gk_check) */
     lc_key_fn on_key;           /* called for every violating or undecided key (may be NULL) */
     void *ctx;
 };
@@ -97,6 +99,7 @@ struct lc_report {
     size_t keys_undecided;
     size_t ops_searched;
     size_t ops_pruned; /* failed ops, unanswered reads, never-observed unknown writes */
+    size_t keys_polynomial; /* keys decided by gk_check */
     uint64_t steps;
     struct lc_key_result first; /* the first violating (else undecided) key */
 };
@@ -146,11 +149,20 @@ int vmap_build(struct vmap *m, const struct lc_op *all, size_t n);
 struct vinfo *vmap_get(struct vmap *m, uint32_t value);
 void vmap_free(struct vmap *m);
 
-/* Explain a violation on one key. all: every op of the key (fails included); searched: the
- * pruned ops the search saw. Writes a message into out and returns the classification. */
+/* Polynomial decision for keys whose writes have distinct non-nil values and finite
+ * completions (gk.c); LC_VERDICT_UNDECIDED when the key does not qualify. On a violation
+ * from conflicting zones, conflict[] names the two values (else UINT32_MAX). */
+enum lc_verdict gk_check(const struct lc_op *ops, size_t n, uint32_t conflict[2]);
+
+/* Explain a violation on one key. all: every op of the key (fails included). When no known
+ * pattern matches, `fallback` (what the search found) is the explanation. Writes a message
+ * into out and returns the classification. */
 enum lc_anomaly explain_violation(const struct lc_history *h, const struct lc_op *all,
-                                  size_t all_count, const struct lc_op *searched,
-                                  size_t searched_count, const struct wgl_stuck *stuck,
-                                  char *out, size_t out_size);
+                                  size_t all_count, const char *fallback, char *out,
+                                  size_t out_size);
+
+/* "read at [a, b] us (client c, line l) returning v" and friends, into buf. */
+const char *explain_op(char *buf, size_t size, const struct lc_history *h,
+                       const struct lc_op *op);
 
 #endif /* YGGR_TOOLS_LINCHECK_LINCHECK_H */

@@ -41,6 +41,11 @@ struct wgl {
     uint64_t *bits;
     uint64_t *zobrist;
     size_t hi_word; /* upper bound of the last non-zero word of bits */
+    uint32_t *mark; /* value id -> generation: values some candidate read waits for */
+    uint32_t *readers; /* value id -> ok reads returning it (0: writes of it are dead) */
+    uint32_t mark_size;
+    uint32_t generation;
+    uint32_t *cand; /* scratch: the ordered candidates of one configuration */
     struct memo_entry *memo;
     size_t memo_size;
     size_t memo_used;
@@ -114,11 +119,24 @@ static int wgl_init(struct wgl *g, const struct lc_op *ops, size_t n)
     g->call_of = calloc(n + 1, sizeof(uint32_t));
     g->bits = calloc(words, sizeof(uint64_t));
     g->zobrist = malloc((n + 1) * sizeof(uint64_t));
+    uint32_t max_value = 0;
+    for (size_t i = 0; i < n; i++) {
+        max_value = ops[i].value > max_value ? ops[i].value : max_value;
+    }
+    g->mark_size = max_value + 1;
+    g->mark = calloc(g->mark_size, sizeof(uint32_t));
+    g->readers = calloc(g->mark_size, sizeof(uint32_t));
+    for (size_t i = 0; g->readers != NULL && i < n; i++) {
+        if (ops[i].kind == LC_KIND_READ) {
+            g->readers[ops[i].value]++;
+        }
+    }
+    g->cand = malloc((n + 1) * sizeof(uint32_t));
     g->memo_size = 1024;
     g->memo = calloc(g->memo_size, sizeof(*g->memo));
     if (g->ev_op == NULL || g->ev_call == NULL || g->prev == NULL || g->next == NULL ||
         g->ret_of == NULL || g->call_of == NULL || g->bits == NULL || g->zobrist == NULL ||
-        g->memo == NULL) {
+        g->memo == NULL || g->mark == NULL || g->cand == NULL || g->readers == NULL) {
         return -1;
     }
     uint64_t seed = UINT64_C(0x5EED) ^ n;
@@ -140,6 +158,9 @@ static void wgl_deinit(struct wgl *g)
     free(g->zobrist);
     free(g->memo);
     free(g->words);
+    free(g->mark);
+    free(g->readers);
+    free(g->cand);
 }
 
 static uint64_t mix_state(uint32_t state)
@@ -268,6 +289,76 @@ static int try_lift(struct wgl *g, uint32_t e, uint32_t *state, uint64_t *set_ha
     return rc;
 }
 
+/* The calls that may be linearized next, best first, into g->cand; returns how many.
+ * *done: no definite op is left (the list is empty or its first return is an optional
+ * write's). *forced: the single candidate is a move that cannot lose a linearization, so its
+ * configuration needs no other try:
+ *  - a pending read that matches the register: it changes nothing and nothing must precede
+ *    it, so it can move to the front of any linearization of the rest;
+ *  - else a pending dead write (no read returns its value): in any linearization of the rest
+ *    it is followed by a write (a read after it would return its value) and the first op is
+ *    a write (a read there would match the register, the case above), so moving it to the
+ *    front changes no read's result and breaks no real-time order (it is pending).
+ * Otherwise every pending write is a candidate, those a pending read waits for first. */
+static size_t candidates(struct wgl *g, uint32_t state, bool *done, bool *forced)
+{
+    uint32_t head = (uint32_t)(2 * g->n);
+    uint32_t tail = head + 1;
+    uint32_t e = g->next[head];
+    uint32_t dead = UINT32_MAX;
+    size_t count = 0;
+    *forced = false;
+    g->generation++;
+    for (; e != tail && g->ev_call[e]; e = g->next[e]) {
+        const struct lc_op *op = &g->ops[g->ev_op[e]];
+        if (op->kind == LC_KIND_READ && op->value == state) {
+            dead = e;
+            break;
+        }
+        if (op->kind == LC_KIND_READ) {
+            g->mark[op->value] = g->generation;
+        } else if (g->readers[op->value] == 0 && dead == UINT32_MAX) {
+            dead = e;
+        }
+    }
+    if (dead != UINT32_MAX) {
+        g->cand[0] = dead;
+        *forced = true;
+        *done = false;
+        return 1;
+    }
+    *done = e == tail || g->ops[g->ev_op[e]].complete_us == LC_TIME_INF;
+    for (int pass = 0; pass < 2; pass++) {
+        for (e = g->next[head]; e != tail && g->ev_call[e]; e = g->next[e]) {
+            const struct lc_op *op = &g->ops[g->ev_op[e]];
+            bool wanted = g->mark[op->value] == g->generation;
+            if (op->kind == LC_KIND_WRITE && wanted == (pass == 0)) {
+                g->cand[count++] = e;
+            }
+        }
+    }
+    return count;
+}
+
+struct frame {
+    uint32_t ev;     /* lifted call event */
+    uint32_t before; /* register before it */
+    uint32_t choice; /* its index among the candidates of its configuration */
+    bool forced;
+};
+
+/* Undo the top frame; returns the candidate index to resume from at that level. */
+static uint32_t backtrack(struct wgl *g, struct frame *f, uint32_t *state, uint64_t *set_hash)
+{
+    uint32_t op = g->ev_op[f->ev];
+    relink_event(g, g->ret_of[op]);
+    relink_event(g, f->ev);
+    toggle(g, op, set_hash);
+    *state = f->before;
+    /* A forced read had no alternative: its configuration fails too. */
+    return f->forced ? UINT32_MAX : f->choice + 1;
+}
+
 enum lc_verdict wgl_check(const struct lc_op *ops, size_t n, uint64_t max_steps,
                           uint64_t *steps, struct wgl_stuck *stuck)
 {
@@ -277,65 +368,51 @@ enum lc_verdict wgl_check(const struct lc_op *ops, size_t n, uint64_t max_steps,
     memset(stuck, 0, sizeof(*stuck));
     memset(&g, 0, sizeof(g));
     *steps = 0;
-    uint32_t *stack_ev = malloc((n + 1) * sizeof(uint32_t));
-    uint32_t *stack_state = malloc((n + 1) * sizeof(uint32_t));
+    struct frame *stack = malloc((n + 1) * sizeof(*stack));
     enum lc_verdict verdict = LC_VERDICT_UNDECIDED;
-    if (stack_ev == NULL || stack_state == NULL || wgl_init(&g, ops, n) != 0) {
+    if (stack == NULL || wgl_init(&g, ops, n) != 0) {
         goto out; /* out of memory: undecided */
     }
-    uint32_t head = (uint32_t)(2 * n);
-    uint32_t tail = head + 1;
     uint32_t state = LC_NIL;
     uint64_t set_hash = 0;
     size_t sp = 0;
-    uint32_t e = g.next[head];
-    for (*steps = 0;; (*steps)++) {
-        if (g.next[head] == tail) {
+    uint32_t choice = 0;
+    for (; *steps < max_steps; (*steps)++) {
+        bool done = false;
+        bool forced = false;
+        size_t count = candidates(&g, state, &done, &forced);
+        if (done && !forced) {
             verdict = LC_VERDICT_OK;
             break;
         }
-        if (*steps >= max_steps) {
+        int rc = 0;
+        uint32_t before = state;
+        for (; choice < count && rc == 0; choice++) {
+            rc = try_lift(&g, g.cand[choice], &state, &set_hash);
+        }
+        if (rc < 0) {
             break;
         }
-        if (g.ev_call[e]) {
-            int rc = try_lift(&g, e, &state, &set_hash);
-            if (rc < 0) {
-                break;
-            }
-            if (rc == 1) {
-                stack_ev[sp] = e;
-                stack_state[sp++] = state;
-                e = g.next[head];
-                continue;
-            }
-            e = g.next[e];
+        if (rc == 1) {
+            stack[sp++] = (struct frame){g.cand[choice - 1], before, choice - 1, forced};
+            choice = 0;
             continue;
         }
-        if (ops[g.ev_op[e]].complete_us == LC_TIME_INF) {
-            verdict = LC_VERDICT_OK; /* only optional (indeterminate) writes remain */
-            break;
-        }
         if (sp >= stuck->depth) {
-            stuck->depth = sp;
-            stuck->state = state;
-            stuck->blocked = g.ev_op[e];
+            uint32_t e = g.next[2 * n];
+            while (g.ev_call[e]) {
+                e = g.next[e];
+            }
+            *stuck = (struct wgl_stuck){sp, state, g.ev_op[e]};
         }
         if (sp == 0) {
             verdict = LC_VERDICT_VIOLATION;
             break;
         }
-        /* Backtrack: undo the last linearized op and try the call after it. */
-        uint32_t call = stack_ev[--sp];
-        uint32_t op = g.ev_op[call];
-        state = sp > 0 ? stack_state[sp - 1] : LC_NIL;
-        relink_event(&g, g.ret_of[op]);
-        relink_event(&g, call);
-        toggle(&g, op, &set_hash);
-        e = g.next[call];
+        choice = backtrack(&g, &stack[--sp], &state, &set_hash);
     }
 out:
     wgl_deinit(&g);
-    free(stack_ev);
-    free(stack_state);
+    free(stack);
     return verdict;
 }
