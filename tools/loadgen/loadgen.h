@@ -90,15 +90,15 @@ struct lg_second {
     bool warmup;
 };
 
-enum lg_event_kind { LG_EVENT_REDIRECT, LG_EVENT_REDISCOVER };
-
-/* A leader-hint change seen by loadgen. */
+/* A leader change: a write succeeded on another node than the previous successful write
+ * (so redirect ping-pong while searching for the leader does not count). */
 struct lg_event {
     uint64_t at_us;
     uint32_t from;
     uint32_t to;
-    enum lg_event_kind kind;
 };
+
+#define LG_NODE_NONE UINT32_MAX
 
 struct lg_worker;
 
@@ -108,7 +108,9 @@ struct lg_run {
     uint64_t start_us;
     uint64_t warm_end_us;
     uint64_t stop_us;        /* issuing stops here (UINT64_MAX with --requests) */
-    _Atomic uint32_t leader; /* shared: node index of the current leader hint */
+    _Atomic uint32_t leader;    /* shared: node index where connections go (leader hint) */
+    _Atomic uint32_t confirmed; /* shared: node of the last successful write, or NONE */
+    _Atomic uint64_t rediscoveries; /* shared: leader-hint changes (redirects, failures) */
     _Atomic uint64_t claimed; /* shared: requests claimed against --requests */
     _Atomic bool stop;        /* shared: stop issuing (SIGINT or --requests reached) */
     pthread_mutex_t lock;     /* guards slots, events, worker progress, history_fd writes */
@@ -212,8 +214,13 @@ void worker_deinit(struct lg_worker *w);
 void *worker_main(void *arg);
 
 /* run.c: shared-state helpers used by workers. */
-void run_set_leader(struct lg_run *run, uint32_t from, uint32_t to, enum lg_event_kind kind,
-                    uint64_t now_us);
+/* Move the leader hint to `to`: unconditionally (named=true: a redirect named it) or only if
+ * it still points at `from` (a failure there). */
+void run_set_leader(struct lg_run *run, uint32_t from, uint32_t to, bool named);
+/* A write succeeded on `node`: record a leader change when it moved. */
+void run_confirm_leader(struct lg_run *run, uint32_t node, uint64_t now_us);
+/* The leader to show: the confirmed one, else the hint. */
+uint32_t run_leader(const struct lg_run *run);
 void run_flush_second(struct lg_run *run, struct lg_worker *w, uint64_t span_us);
 void run_worker_done(struct lg_run *run, struct lg_worker *w);
 void counts_add(struct lg_counts *dst, const struct lg_counts *src);

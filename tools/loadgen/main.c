@@ -62,6 +62,8 @@ static int run_init(struct lg_run *run, const struct lg_options *opt)
         }
     }
     atomic_init(&run->leader, 0);
+    atomic_init(&run->confirmed, LG_NODE_NONE);
+    atomic_init(&run->rediscoveries, 0);
     atomic_init(&run->claimed, 0);
     atomic_init(&run->stop, false);
     run->start_us = tool_now_us();
@@ -133,7 +135,7 @@ static bool summarize_slot(struct lg_run *run, struct lg_slot *slot, struct lg_s
     out->max_us = slot->hist.max;
     out->errors = counts_errors(&slot->counts);
     out->redirects = slot->counts.redirects;
-    out->leader = atomic_load(&run->leader);
+    out->leader = run_leader(run);
     out->warmup = run->start_us + slot->second * 1000000u < run->warm_end_us;
     slot->second = UINT64_MAX;
     return true;

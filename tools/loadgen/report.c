@@ -45,7 +45,7 @@ static void print_summary(const struct lg_run *run, const struct lg_stats *st, d
 {
     const struct lg_options *opt = run->opt;
     const struct lg_counts *c = &st->counts;
-    uint32_t leader = atomic_load(&run->leader);
+    uint32_t leader = run_leader(run);
     printf("\nloadgen: %u connections x depth %u, %s protocol, %s, %.1f s measured "
            "(+%.1f s warmup), %u thread(s)\n",
            opt->connections, opt->depth, opt->protocol == PROTO_KIND_LINE ? "line" : "resp",
@@ -72,9 +72,10 @@ static void print_summary(const struct lg_run *run, const struct lg_stats *st, d
                (unsigned long long)c->errors[i]);
     }
     printf(")\nindeterminate writes %llu, redirects %llu, connect failures %llu, leader "
-           "changes %u; leader now node %u (%s)\n",
+           "changes %u (leader searches %llu); leader now node %u (%s)\n",
            (unsigned long long)st->all.indeterminate, (unsigned long long)c->redirects,
-           (unsigned long long)c->connect_failures, run->event_count, opt->node_ids[leader],
+           (unsigned long long)c->connect_failures, run->event_count,
+           (unsigned long long)atomic_load(&run->rediscoveries), opt->node_ids[leader],
            opt->nodes[leader].text);
 }
 
@@ -125,9 +126,8 @@ static void json_timeline(FILE *f, const struct lg_run *run, const struct lg_sec
     fprintf(f, "\n  ],\n  \"leader_events\": [");
     for (uint32_t i = 0; i < run->event_count; i++) {
         const struct lg_event *e = &run->events[i];
-        fprintf(f, "%s\n    {\"t_s\": %.6f, \"from\": %u, \"to\": %u, \"kind\": \"%s\"}",
-                i == 0 ? "" : ",", (double)e->at_us / 1e6, opt->node_ids[e->from],
-                opt->node_ids[e->to], e->kind == LG_EVENT_REDIRECT ? "redirect" : "rediscover");
+        fprintf(f, "%s\n    {\"t_s\": %.6f, \"from\": %u, \"to\": %u}", i == 0 ? "" : ",",
+                (double)e->at_us / 1e6, opt->node_ids[e->from], opt->node_ids[e->to]);
     }
     fprintf(f, "\n  ]\n");
 }
@@ -158,11 +158,16 @@ static int write_json(const struct lg_run *run, const struct lg_stats *st, doubl
     fprintf(f,
             "},\n  \"ops\": %llu,\n  \"reads\": %llu,\n  \"writes\": %llu,\n  \"deletes\": %llu,"
             "\n  \"indeterminate_writes\": %llu,\n  \"redirects\": %llu,\n"
-            "  \"connect_failures\": %llu,\n  \"leader_changes\": %u,\n  \"duration_s\": %.3f,\n",
+            "  \"connect_failures\": %llu,\n  \"leader_changes\": %u,\n"
+            "  \"leader_searches\": %llu,\n  \"duration_s\": %.3f,\n",
             (unsigned long long)c->ok, (unsigned long long)c->reads,
             (unsigned long long)c->writes, (unsigned long long)c->deletes,
             (unsigned long long)st->all.indeterminate, (unsigned long long)c->redirects,
-            (unsigned long long)c->connect_failures, run->event_count, secs);
+            (unsigned long long)c->connect_failures, run->event_count,
+            (unsigned long long)atomic_load(&run->rediscoveries), secs);
+    uint32_t leader = run_leader(run);
+    fprintf(f, "  \"leader\": {\"id\": %u, \"addr\": \"%s\"},\n", opt->node_ids[leader],
+            opt->nodes[leader].text);
     json_latency(f, "read_latency", &st->reads);
     json_latency(f, "write_latency", &st->writes);
     json_config(f, opt);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* loadgen shared run state: the leader hint, leader-change events and the per-second slots
  * that workers fill and the reporter consumes.
+ * Leader changes are counted where writes succeed (run_confirm_leader), not where the hint
+ * moves: redirect ping-pong during an election would otherwise count as many changes.
  * Invariants: a slot holds one second at a time; a worker flushes seconds in order and never
  * runs LG_SLOTS seconds ahead of the reporter (the reporter wakes every 100 ms). */
 #include <string.h>
@@ -41,29 +43,12 @@ uint64_t counts_errors(const struct lg_counts *c)
     return total;
 }
 
-static void add_event(struct lg_run *run, uint32_t from, uint32_t to, enum lg_event_kind kind,
-                      uint64_t now_us)
-{
-    pthread_mutex_lock(&run->lock);
-    if (run->event_count < LG_EVENTS_MAX) {
-        struct lg_event *e = &run->events[run->event_count++];
-        e->at_us = now_us - run->start_us;
-        e->from = from;
-        e->to = to;
-        e->kind = kind;
-    } else {
-        run->events_dropped++;
-    }
-    pthread_mutex_unlock(&run->lock);
-}
-
-void run_set_leader(struct lg_run *run, uint32_t from, uint32_t to, enum lg_event_kind kind,
-                    uint64_t now_us)
+void run_set_leader(struct lg_run *run, uint32_t from, uint32_t to, bool named)
 {
     TOOL_ASSERT(to < run->opt->node_count);
     TOOL_ASSERT(from < run->opt->node_count);
     uint32_t expected = from;
-    if (kind == LG_EVENT_REDIRECT) {
+    if (named) {
         /* A redirect names the leader: take it whatever the current hint is. */
         expected = atomic_load_explicit(&run->leader, memory_order_relaxed);
         if (expected == to) {
@@ -73,8 +58,37 @@ void run_set_leader(struct lg_run *run, uint32_t from, uint32_t to, enum lg_even
     /* Relaxed is enough: the hint is advisory and carries no other data with it. */
     if (atomic_compare_exchange_strong_explicit(&run->leader, &expected, to,
                                                 memory_order_relaxed, memory_order_relaxed)) {
-        add_event(run, expected, to, kind, now_us);
+        atomic_fetch_add_explicit(&run->rediscoveries, 1, memory_order_relaxed);
     }
+}
+
+void run_confirm_leader(struct lg_run *run, uint32_t node, uint64_t now_us)
+{
+    uint32_t seen = atomic_load_explicit(&run->confirmed, memory_order_relaxed);
+    if (seen == node) {
+        return; /* the hot path: one relaxed load per successful write */
+    }
+    if (!atomic_compare_exchange_strong_explicit(&run->confirmed, &seen, node,
+                                                 memory_order_relaxed, memory_order_relaxed)) {
+        return; /* another thread recorded this change */
+    }
+    if (seen == LG_NODE_NONE) {
+        return; /* the first leader found is no change */
+    }
+    pthread_mutex_lock(&run->lock);
+    if (run->event_count < LG_EVENTS_MAX) {
+        run->events[run->event_count++] =
+            (struct lg_event){.at_us = now_us - run->start_us, .from = seen, .to = node};
+    } else {
+        run->events_dropped++;
+    }
+    pthread_mutex_unlock(&run->lock);
+}
+
+uint32_t run_leader(const struct lg_run *run)
+{
+    uint32_t c = atomic_load_explicit(&run->confirmed, memory_order_relaxed);
+    return c != LG_NODE_NONE ? c : atomic_load_explicit(&run->leader, memory_order_relaxed);
 }
 
 void run_flush_second(struct lg_run *run, struct lg_worker *w, uint64_t span_us)

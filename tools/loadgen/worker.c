@@ -243,11 +243,11 @@ static uint64_t next_backoff(struct lg_conn *c)
 }
 
 /* Give up on the current node's leadership: move the shared hint to the next node. */
-static void suspect_node(struct lg_worker *w, const struct lg_conn *c, uint64_t now)
+static void suspect_node(struct lg_worker *w, const struct lg_conn *c)
 {
     uint32_t n = w->run->opt->node_count;
     if (n > 1) {
-        run_set_leader(w->run, c->node, (c->node + 1) % n, LG_EVENT_REDISCOVER, now);
+        run_set_leader(w->run, c->node, (c->node + 1) % n, false);
     }
 }
 
@@ -256,7 +256,7 @@ static void conn_fail(struct lg_worker *w, struct lg_conn *c, enum lg_err err, u
     fail_inflight(w, c, err, now);
     close_fd(c);
     if (err == LG_ERR_TIMEOUT || err == LG_ERR_CONN_LOST) {
-        suspect_node(w, c, now);
+        suspect_node(w, c);
     }
     c->retry_at_us = now + next_backoff(c);
 }
@@ -270,7 +270,7 @@ static void connect_failed(struct lg_worker *w, struct lg_conn *c, uint64_t now)
         w->stats.counts.connect_failures++;
     }
     w->interval_counts.connect_failures++;
-    suspect_node(w, c, now);
+    suspect_node(w, c);
     c->move_to = -1;
     c->retry_at_us = now + next_backoff(c);
 }
@@ -584,11 +584,11 @@ static void on_redirect(struct lg_worker *w, struct lg_conn *c, struct lg_op *op
         /* No usable hint (unknown id, or ourselves): try the next node. */
         if (opt->node_count > 1) {
             target = (int32_t)((c->node + 1) % opt->node_count);
-            run_set_leader(w->run, c->node, (uint32_t)target, LG_EVENT_REDISCOVER, now);
+            run_set_leader(w->run, c->node, (uint32_t)target, false);
         }
         c->pause_until_us = now + ERROR_PAUSE_STEP_US;
     } else {
-        run_set_leader(w->run, c->node, (uint32_t)target, LG_EVENT_REDIRECT, now);
+        run_set_leader(w->run, c->node, (uint32_t)target, true);
     }
     if (target >= 0 && (uint32_t)target != c->node) {
         c->move_to = target;
@@ -647,6 +647,9 @@ static void on_reply(struct lg_worker *w, struct lg_conn *c, const struct reply 
     c->redirect_streak = 0;
     c->error_streak = 0;
     c->backoff_us = 0;
+    if (op.kind != OP_KIND_READ) {
+        run_confirm_leader(w->run, c->node, now);
+    }
     if (op.kind == OP_KIND_READ && r->kind == REPLY_KIND_VALUE) {
         finish_read_value(w, c, &op, r, now);
     } else {
