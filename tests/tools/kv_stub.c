@@ -639,8 +639,10 @@ static bool conn_flush(struct server *s, struct conn *c)
         }
         sent += (size_t)n;
     }
-    memmove(c->out, c->out + sent, c->out_len - sent);
-    c->out_len -= sent;
+    if (sent > 0) {
+        memmove(c->out, c->out + sent, c->out_len - sent);
+        c->out_len -= sent;
+    }
     /* Backpressure: stop reading while replies are stuck. */
     if ((c->out_len > 0) != c->want_out) {
         c->want_out = c->out_len > 0;

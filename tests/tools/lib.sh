@@ -17,7 +17,14 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/yggr-tools-test.XXXXXX")
 started_pids=()
 cleanup() {
-    local pid
+    local rc=$? pid f
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+        # Show what the servers said: the work dir is deleted below.
+        while IFS= read -r f; do
+            echo "=== last lines of $f" >&2
+            tail -n 20 "$f" >&2
+        done < <(find "$work" -name '*.log' 2>/dev/null)
+    fi
     for pid in "${started_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
