@@ -11,7 +11,7 @@ bg "$work/redis.log" redis-server --port "$port" --bind 127.0.0.1 --save '' --ap
 wait_port "$port"
 
 step "closed loop, pipelined, with history"
-"$LOADGEN" --protocol resp --targets "127.0.0.1:$port" --connections 16 --depth 8 --keys 200 \
+"$LOADGEN" --protocol resp --targets "127.0.0.1:$port" --threads 2 --connections 16 --depth 8 --keys 200 \
     --read-ratio 0.5 --delete-ratio 0.2 --duration 1 --history "$work/h.jsonl" \
     --json "$work/j.json" --plot "$work/p.svg"
 expect_ge "ops" "$(json_num "$work/j.json" ops)" 1000

@@ -231,8 +231,8 @@ Test(lincheck, malformed_lines_are_rejected_with_a_reason)
     const char *bad[] = {
         "{\"op\":\"read\"",
         "{\"op\":\"frobnicate\",\"key\":\"k\",\"invoke_us\":1,\"complete_us\":2,\"result\":\"ok\"}",
-        "{\"op\":\"write\",\"key\":\"k\",\"value\":\"a\",\"invoke_us\":5,\"complete_us\":2,"
-        "\"result\":\"ok\"}",
+        ("{\"op\":\"write\",\"key\":\"k\",\"value\":\"a\",\"invoke_us\":5,\"complete_us\":2,"
+         "\"result\":\"ok\"}"),
         "{\"op\":\"read\",\"key\":\"k\",\"invoke_us\":1,\"complete_us\":2,\"result\":\"ok\"}",
         "[1,2]",
     };
