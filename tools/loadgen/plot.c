@@ -55,24 +55,73 @@ static void draw_frame(FILE *f, const struct panel *p, const char *title, const 
             p->x0 - 60, p->y0 + p->h / 2, p->x0 - 60, p->y0 + p->h / 2, ylabel);
 }
 
-static void draw_y_ticks(FILE *f, const struct panel *p)
+/* 1-2-5 step giving about `ticks` intervals over range. */
+static double nice_step(double range, int ticks)
 {
-    for (int i = 0; i <= 4; i++) {
-        double v = p->ylog ? pow(10.0, log10(p->ymin) + (log10(p->ymax) - log10(p->ymin)) * i / 4)
-                           : p->ymin + (p->ymax - p->ymin) * i / 4;
-        double y = py(p, v);
-        fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' class='grid'/>\n", p->x0, y,
-                p->x0 + p->w, y);
-        fprintf(f, "<text x='%.1f' y='%.1f' class='tick' text-anchor='end'>%.4g</text>\n",
-                p->x0 - 4, y + 4, v);
+    double raw = range > 0 ? range / ticks : 1.0;
+    double mag = pow(10.0, floor(log10(raw)));
+    double norm = raw / mag;
+    return (norm < 1.5 ? 1.0 : norm < 3.0 ? 2.0 : norm < 7.0 ? 5.0 : 10.0) * mag;
+}
+
+/* 950, 12.5k, 1.2M; with us=true: 950us, 12.5ms, 1.2s. */
+static void fmt_value(char *buf, size_t size, double v, bool us)
+{
+    if (us) {
+        if (v < 1000) {
+            snprintf(buf, size, "%gus", v);
+        } else if (v < 1e6) {
+            snprintf(buf, size, "%.3gms", v / 1e3);
+        } else {
+            snprintf(buf, size, "%.3gs", v / 1e6);
+        }
+    } else if (v >= 1e6) {
+        snprintf(buf, size, "%.3gM", v / 1e6);
+    } else if (v >= 1e3) {
+        snprintf(buf, size, "%.3gk", v / 1e3);
+    } else {
+        snprintf(buf, size, "%.3g", v);
+    }
+}
+
+static void y_tick(FILE *f, const struct panel *p, double v, bool us)
+{
+    char label[32];
+    double y = py(p, v);
+    fmt_value(label, sizeof(label), v, us);
+    fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' class='grid'/>\n", p->x0, y,
+            p->x0 + p->w, y);
+    fprintf(f, "<text x='%.1f' y='%.1f' class='tick' text-anchor='end'>%s</text>\n", p->x0 - 4,
+            y + 4, label);
+}
+
+/* Round a linear panel's ymax up to a 1-2-5 tick (before anything is drawn). */
+static void round_ymax(struct panel *p)
+{
+    double step = nice_step(p->ymax - p->ymin, 5);
+    p->ymax = p->ymin + ceil((p->ymax - p->ymin) / step) * step;
+}
+
+/* Linear panels: 1-2-5 ticks. Log panels: powers of ten. */
+static void draw_y_ticks(FILE *f, const struct panel *p, bool us)
+{
+    if (p->ylog) {
+        for (double v = p->ymin; v <= p->ymax * 1.0001; v *= 10) {
+            y_tick(f, p, v, us);
+        }
+        return;
+    }
+    double step = nice_step(p->ymax - p->ymin, 5);
+    for (double v = p->ymin; v <= p->ymax + step / 2; v += step) {
+        y_tick(f, p, v, us);
     }
 }
 
 static void draw_x_ticks(FILE *f, const struct panel *p, const char *unit)
 {
-    for (int i = 0; i <= 8; i++) {
-        double v = p->xmin + (p->xmax - p->xmin) * i / 8;
-        fprintf(f, "<text x='%.1f' y='%.1f' class='tick' text-anchor='middle'>%.3g%s</text>\n",
+    double step = nice_step(p->xmax - p->xmin, 8);
+    for (double v = ceil(p->xmin / step) * step; v <= p->xmax + step / 1000; v += step) {
+        fprintf(f, "<text x='%.1f' y='%.1f' class='tick' text-anchor='middle'>%g%s</text>\n",
                 px(p, v), p->y0 + p->h + 14, v, unit);
     }
 }
@@ -135,8 +184,9 @@ static void time_panels(FILE *f, const struct lg_run *run, const struct lg_secon
     double tmax = count > 0 ? series[count - 1].t_s : 1.0;
     struct panel ops = {LEFT, TOP, SVG_W - LEFT - RIGHT, PANEL_H, 0, tmax, 0,
                         series_max(series, count, 0) * 1.1, false};
+    round_ymax(&ops);
     draw_frame(f, &ops, "Throughput (ops/s, per second)", "ops/s");
-    draw_y_ticks(f, &ops);
+    draw_y_ticks(f, &ops, false);
     draw_x_ticks(f, &ops, "s");
     draw_marks(f, &ops, run, series, count);
     draw_series(f, &ops, series, count, 0, "ops");
@@ -146,8 +196,8 @@ static void time_panels(FILE *f, const struct lg_run *run, const struct lg_secon
     lat.ylog = true;
     lat.ymin = 1.0;
     lat.ymax = pow(10.0, ceil(log10(series_max(series, count, 1) * 1.5)));
-    draw_frame(f, &lat, "Latency over time (us, log scale): p99 (red), p50 (blue)", "us");
-    draw_y_ticks(f, &lat);
+    draw_frame(f, &lat, "Latency over time (log scale): p99 (red), p50 (blue)", "latency");
+    draw_y_ticks(f, &lat, true);
     draw_x_ticks(f, &lat, "s");
     draw_marks(f, &lat, run, series, count);
     draw_series(f, &lat, series, count, 1, "p99");
@@ -160,8 +210,8 @@ static void distribution_panel(FILE *f, const struct hdr *total)
     struct panel d = {LEFT, TOP + 2 * (PANEL_H + GAP), SVG_W - LEFT - RIGHT, PANEL_H, 0, 5, 1,
                       10, true};
     d.ymax = pow(10.0, ceil(log10((double)(total->max > 1 ? total->max : 10) * 1.5)));
-    draw_frame(f, &d, "Latency distribution (measured window; x: percentile)", "us");
-    draw_y_ticks(f, &d);
+    draw_frame(f, &d, "Latency distribution (measured window; x: percentile)", "latency");
+    draw_y_ticks(f, &d, true);
     static const char *const labels[] = {"0%", "90%", "99%", "99.9%", "99.99%", "99.999%"};
     for (int i = 0; i <= 5; i++) {
         fprintf(f, "<text x='%.1f' y='%.1f' class='tick' text-anchor='middle'>%s</text>\n",
