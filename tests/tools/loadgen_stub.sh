@@ -65,6 +65,23 @@ echo "ok: open loop ran at $rate ops/s"
 expect_eq "ops with --requests 5000" "$(json_num "$work/j6.json" ops)" 5000
 stop_stub
 
+step "a redirect loop: each request gives up after 8 redirects, nothing is left unknown"
+# Two stub nodes that each think "node 1" (the other one's peer port) is the leader.
+a=$(( $(pick_base 4) + 1 ))
+bg "$work/a.log" "$KV_STUB" --node-id 2 --client-addr "127.0.0.1:$a" --peer-addr "127.0.0.1:$((a + 1))" \
+    --data-dir "$work/a" --peer "1=127.0.0.1:$((a + 3))"
+bg "$work/b.log" "$KV_STUB" --node-id 3 --client-addr "127.0.0.1:$((a + 2))" --peer-addr "127.0.0.1:$((a + 3))" \
+    --data-dir "$work/b" --peer "1=127.0.0.1:$((a + 1))"
+wait_port $((a + 2))
+sleep 0.5 # let both see "node 1" answer pings
+"$LOADGEN" --targets "127.0.0.1:$a" --node-map "1=127.0.0.1:$((a + 2)),2=127.0.0.1:$a" \
+    --read-ratio 0 --connections 2 --duration 1 --history "$work/h7.jsonl" --json "$work/j7.json" --quiet
+grep -q '"too_many_redirects": [1-9]' "$work/j7.json" || fail "no request gave up: $(cat "$work/j7.json")"
+echo "ok: requests gave up after 8 redirects"
+expect_eq "ops" "$(json_num "$work/j7.json" ops)" 0
+! grep -q '"result":"unknown"' "$work/h7.jsonl" || fail "a redirected write was recorded as unknown"
+expect_unique_writes "$work/h7.jsonl"
+
 step "usage and unreachable targets"
 "$LOADGEN" --help | grep -q -- '--history' || fail "--help does not document --history"
 rc=0; "$LOADGEN" --targets 127.0.0.1:1 --bogus 2>/dev/null || rc=$?

@@ -595,7 +595,12 @@ static void on_redirect(struct lg_worker *w, struct lg_conn *c, struct lg_op *op
     }
     c->redirect_streak++;
     if (op->retries >= LG_RETRIES_MAX) {
-        finish_op(w, c, op, now, OUTCOME_FAIL, LG_ERR_REDIRECTS, NULL, 0, false);
+        /* Give up; the attempt is already in the history as "fail". */
+        w->stats.all.errors[LG_ERR_REDIRECTS]++;
+        w->interval_counts.errors[LG_ERR_REDIRECTS]++;
+        if (now >= w->run->warm_end_us) {
+            w->stats.counts.errors[LG_ERR_REDIRECTS]++;
+        }
         return;
     }
     op->retries++;
