@@ -43,14 +43,14 @@ expect_lincheck "$work/h2.jsonl" 0 "linearizable"
 
 step "planted bug: acknowledged writes dropped"
 start_stub --fault-lose 0.01 --seed 5
-"$LOADGEN" --targets "$targets" --connections 4 --depth 4 --keys 20 --duration 1 \
+"$LOADGEN" --targets "$targets" --connections 4 --depth 4 --keys 20 --requests 20000 \
     --history "$work/h3.jsonl" --quiet >/dev/null
 stop_stub
 expect_lincheck "$work/h3.jsonl" 1 "lost write|stale read"
 
 step "planted bug: reads served from a 50 ms old copy"
 start_stub --fault-stale 0.05 --seed 6
-"$LOADGEN" --targets "$targets" --connections 4 --depth 4 --keys 20 --duration 1 \
+"$LOADGEN" --targets "$targets" --connections 4 --depth 4 --keys 20 --requests 20000 \
     --history "$work/h4.jsonl" --quiet >/dev/null
 stop_stub
 expect_lincheck "$work/h4.jsonl" 1 "stale read|lost write|duplicate apply"

@@ -872,6 +872,12 @@ void *worker_main(void *arg)
         }
     }
     uint64_t now = tool_now_us();
+    for (uint32_t i = 0; i < w->conn_count; i++) {
+        /* A connect still pending when the run ends failed to connect in time. */
+        if (w->conns[i].state == LG_CONN_CONNECTING) {
+            connect_failed(w, &w->conns[i], now);
+        }
+    }
     uint64_t elapsed = now - run->start_us;
     advance_seconds(w, now);
     run_flush_second(run, w, elapsed - w->second * 1000000u);
