@@ -123,6 +123,20 @@ Test(proto, line_replies_are_classified)
                   .definite);
 }
 
+Test(proto, yggr_kv_outcome_markers_decide)
+{
+    /* yggr-kv says explicitly whether a failed write may have been applied. */
+    cr_assert(parse_ok(PROTO_KIND_LINE, "ERROR no leader known yet (not applied)\n").definite);
+    cr_assert(parse_ok(PROTO_KIND_RESP, "-ERR busy (not applied)\r\n").definite);
+    cr_assert(not(parse_ok(PROTO_KIND_LINE, "ERROR timed out (outcome unknown)\n").definite));
+    cr_assert(not(parse_ok(PROTO_KIND_RESP, "-STEPPEDDOWN stepped down (outcome unknown)\r\n")
+                      .definite));
+    cr_assert(not(parse_ok(PROTO_KIND_LINE, "ERROR BUSY but outcome unknown\n").definite));
+    struct reply r = parse_ok(PROTO_KIND_LINE, "REDIRECT node:0\n");
+    cr_assert(eq(int, r.kind, REPLY_KIND_REDIRECT));
+    cr_assert(eq(u32, r.redirect_id, 0), "node:0 means no leader known: no usable hint");
+}
+
 Test(proto, partial_replies_wait_for_more_bytes)
 {
     struct reply r;

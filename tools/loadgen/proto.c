@@ -122,6 +122,18 @@ bool proto_error_is_definite(const char *text, size_t len)
         "ERR syntax",
     };
     TOOL_ASSERT(text != NULL || len == 0);
+    static const char unknown_mark[] = "outcome unknown";
+    static const char applied_mark[] = "(not applied)";
+    for (size_t i = 0; i + sizeof(unknown_mark) - 1 <= len; i++) {
+        if (strncasecmp(text + i, unknown_mark, sizeof(unknown_mark) - 1) == 0) {
+            return false; /* an explicit "outcome unknown" wins over everything */
+        }
+    }
+    /* yggr-kv's explicit marker: "ERROR <reason> (not applied)". */
+    size_t mark_len = sizeof(applied_mark) - 1;
+    if (len >= mark_len && strncasecmp(text + len - mark_len, applied_mark, mark_len) == 0) {
+        return true;
+    }
     for (size_t i = 0; i < sizeof(definite) / sizeof(definite[0]); i++) {
         if (has_prefix_ci(text, len, definite[i])) {
             return true;

@@ -49,10 +49,11 @@ size_t proto_encode(enum proto_kind proto, char *dst, enum op_kind op, const cha
  * not complete yet, or -1 when the bytes are not a valid reply (the connection is unusable). */
 long proto_parse(enum proto_kind proto, const char *buf, size_t len, struct reply *out);
 
-/* True when an error reply text means the request was definitely NOT applied, so a write may
- * be retried: PARSE_ERROR, NOTLEADER, NOLEADER, BUSY, "too many in-flight proposals", and the
- * RESP parser errors "ERR unknown command", "ERR wrong number of arguments", "ERR syntax".
- * Every other error leaves a write's outcome unknown (e.g. STEPPEDDOWN, "outcome unknown"). */
+/* True when an error reply text means the request was definitely NOT applied: one ending in
+ * "(not applied)" (yggr-kv's marker), PARSE_ERROR, NOTLEADER, NOLEADER, BUSY, "too many
+ * in-flight proposals", and the RESP parser errors "ERR unknown command", "ERR wrong number
+ * of arguments", "ERR syntax". A text containing "outcome unknown" never is. Every other
+ * error leaves a write's outcome unknown (e.g. STEPPEDDOWN). */
 bool proto_error_is_definite(const char *text, size_t len);
 
 #endif /* YGGR_TOOLS_LOADGEN_PROTO_H */
