@@ -60,6 +60,21 @@ uint64_t tool_now_us(void)
     return tool_now_ns() / 1000u;
 }
 
+size_t tool_put_u64(char *dst, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    TOOL_ASSERT(dst != NULL);
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++) {
+        dst[i] = tmp[n - 1 - i];
+    }
+    return n;
+}
+
 bool tool_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
     TOOL_ASSERT(out != NULL);

@@ -53,6 +53,9 @@ int tool_resolve(const char *text, struct tool_addr *out, char *err, size_t err_
 /* True when both addresses are the same family, address and port. */
 bool tool_addr_equal(const struct tool_addr *a, const struct tool_addr *b);
 
+/* Decimal digits of v into dst (at least 20 bytes, no NUL); returns how many. */
+size_t tool_put_u64(char *dst, uint64_t v);
+
 /* splitmix64: tiny deterministic PRNG step used for seeds, keys and hashes. */
 static inline uint64_t tool_splitmix64(uint64_t *state)
 {

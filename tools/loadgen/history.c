@@ -15,20 +15,6 @@
 
 #include "loadgen.h"
 
-static size_t put_u64(char *dst, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (size_t i = 0; i < n; i++) {
-        dst[i] = tmp[n - 1 - i];
-    }
-    return n;
-}
-
 static size_t put_str(char *dst, const char *s)
 {
     size_t n = strlen(s);
@@ -64,10 +50,10 @@ size_t history_value_id(char *dst, uint32_t client, uint64_t seq)
 {
     size_t n = 0;
     dst[n++] = 'c';
-    n += put_u64(dst + n, client);
+    n += tool_put_u64(dst + n, client);
     dst[n++] = '-';
     dst[n++] = 's';
-    n += put_u64(dst + n, seq);
+    n += tool_put_u64(dst + n, seq);
     return n;
 }
 
@@ -121,13 +107,13 @@ void history_record(struct lg_worker *w, const struct lg_conn *c, const struct l
     TOOL_ASSERT(w->hlen + 320 + 6 * read_len <= w->hcap);
     char *p = w->hbuf + w->hlen;
     size_t n = put_str(p, "{\"client\":");
-    n += put_u64(p + n, c->client);
+    n += tool_put_u64(p + n, c->client);
     n += put_str(p + n, ",\"node\":");
-    n += put_u64(p + n, run->opt->node_ids[c->node]);
+    n += tool_put_u64(p + n, run->opt->node_ids[c->node]);
     n += put_str(p + n, ",\"op\":\"");
     n += put_str(p + n, op_name(op->kind));
     n += put_str(p + n, "\",\"key\":\"k");
-    n += put_u64(p + n, op->key);
+    n += tool_put_u64(p + n, op->key);
     n += put_str(p + n, "\",\"value\":");
     if (op->kind == OP_KIND_WRITE) {
         p[n++] = '"';
@@ -137,9 +123,9 @@ void history_record(struct lg_worker *w, const struct lg_conn *c, const struct l
         n += put_str(p + n, "null");
     }
     n += put_str(p + n, ",\"invoke_us\":");
-    n += put_u64(p + n, op->invoke_us - run->start_us);
+    n += tool_put_u64(p + n, op->invoke_us - run->start_us);
     n += put_str(p + n, ",\"complete_us\":");
-    n += put_u64(p + n, complete_us - run->start_us);
+    n += tool_put_u64(p + n, complete_us - run->start_us);
     n += put_str(p + n, ",\"result\":\"");
     n += put_str(p + n, result);
     n += put_str(p + n, "\",\"read_value\":");

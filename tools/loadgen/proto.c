@@ -21,25 +21,11 @@ size_t proto_request_max(size_t key_len, size_t value_len)
     return 64 + key_len + value_len;
 }
 
-static size_t put_u64(char *dst, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + (v % 10));
-        v /= 10;
-    } while (v != 0);
-    for (size_t i = 0; i < n; i++) {
-        dst[i] = tmp[n - 1 - i];
-    }
-    return n;
-}
-
 static size_t put_bulk(char *dst, const char *a, size_t a_len, const char *b, size_t b_len)
 {
     size_t n = 0;
     dst[n++] = '$';
-    n += put_u64(dst + n, a_len + b_len);
+    n += tool_put_u64(dst + n, a_len + b_len);
     dst[n++] = '\r';
     dst[n++] = '\n';
     if (a_len > 0) {

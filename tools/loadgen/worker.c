@@ -339,17 +339,8 @@ static bool conn_accepts(const struct lg_conn *c, uint32_t depth, uint64_t now)
 
 static size_t put_key(char *dst, uint32_t key)
 {
-    char tmp[12];
-    size_t n = 0;
     dst[0] = 'k';
-    do {
-        tmp[n++] = (char)('0' + key % 10);
-        key /= 10;
-    } while (key != 0);
-    for (size_t i = 0; i < n; i++) {
-        dst[1 + i] = tmp[n - 1 - i];
-    }
-    return n + 1;
+    return 1 + tool_put_u64(dst + 1, key);
 }
 
 /* Encode op into the connection's output buffer and put it in flight. */
