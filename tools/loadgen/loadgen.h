@@ -43,6 +43,7 @@ struct lg_options {
     uint32_t threads;
     uint32_t value_size;
     uint32_t keys;
+    uint32_t key_offset;
     double read_ratio;
     double delete_ratio;
     double duration_s;

@@ -25,6 +25,8 @@ static const char usage_text[] =
     "  --threads T           worker threads, 1..8 (default 1)\n"
     "  --value-size B        bytes per written value (default 64)\n"
     "  --keys K              key space k0..k<K-1>, uniform (default 1000)\n"
+    "  --key-offset O        use keys k<O>..k<O+K-1> instead (a fresh key space for a new\n"
+    "                        history against a cluster that already holds data)\n"
     "  --read-ratio R        fraction of GETs, 0..1 (default 0.5)\n"
     "  --delete-ratio R      fraction of the non-reads sent as DEL, 0..1 (default 0)\n"
     "  --duration S          measured seconds after warmup (default 10)\n"
@@ -56,6 +58,7 @@ enum {
     OPT_THREADS,
     OPT_VALUE_SIZE,
     OPT_KEYS,
+    OPT_KEY_OFFSET,
     OPT_READ_RATIO,
     OPT_DELETE_RATIO,
     OPT_DURATION,
@@ -80,6 +83,7 @@ static const struct option long_options[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"value-size", required_argument, NULL, OPT_VALUE_SIZE},
     {"keys", required_argument, NULL, OPT_KEYS},
+    {"key-offset", required_argument, NULL, OPT_KEY_OFFSET},
     {"read-ratio", required_argument, NULL, OPT_READ_RATIO},
     {"delete-ratio", required_argument, NULL, OPT_DELETE_RATIO},
     {"duration", required_argument, NULL, OPT_DURATION},
@@ -208,6 +212,12 @@ static int parse_number(int code, const char *arg, struct lg_options *opt)
             return bad("keys", arg, "a positive integer");
         }
         opt->keys = (uint32_t)u;
+        return 0;
+    case OPT_KEY_OFFSET:
+        if (!tool_parse_u64(arg, 0, UINT32_MAX, &u)) {
+            return bad("key-offset", arg, "an integer in 0..4294967295");
+        }
+        opt->key_offset = (uint32_t)u;
         return 0;
     case OPT_REQUESTS:
         if (!tool_parse_u64(arg, 1, UINT64_MAX, &u)) {

@@ -384,7 +384,7 @@ static bool new_op(struct lg_worker *w, struct lg_conn *c, uint64_t intended, ui
     }
     memset(op, 0, sizeof(*op));
     op->intended_us = intended;
-    op->key = (uint32_t)(tool_splitmix64(&c->rng) % opt->keys);
+    op->key = opt->key_offset + (uint32_t)(tool_splitmix64(&c->rng) % opt->keys);
     double r = (double)(tool_splitmix64(&c->rng) >> 11) * 0x1.0p-53;
     double d = (double)(tool_splitmix64(&c->rng) >> 11) * 0x1.0p-53;
     op->kind = (uint8_t)(r < opt->read_ratio   ? OP_KIND_READ
