@@ -96,6 +96,7 @@ Test(tick, heartbeat_interval_of_three_sends_every_third_tick)
     struct h_node n;
     h_init(&n, 1, ids, 1, &c);
     h_ticks(&n, 10);
+    h_hs_persisted(&n);
     cr_assert(eq(int, n.act.role, YGGR_ROLE_LEADER));
     uint64_t r0 = n.e->round;
     h_ticks(&n, 2);
@@ -373,15 +374,16 @@ Test(vote_response, becoming_leader_starts_every_peer_at_the_noop_with_match_zer
     h_fini(&n);
 }
 
-Test(vote_response, a_single_node_cluster_elects_itself_on_the_first_timeout)
+Test(vote_response, a_single_node_cluster_elects_itself_once_its_vote_is_durable)
 {
     static const uint64_t ids[1] = {1};
     struct h_node n;
     h_init(&n, 1, ids, 1, NULL);
     h_ticks(&n, 10);
+    cr_assert(eq(int, n.act.role, YGGR_ROLE_CANDIDATE), "its own vote is not durable yet");
+    h_hs_persisted(&n);
     cr_assert(eq(int, n.act.role, YGGR_ROLE_LEADER));
     cr_assert(eq(u64, n.act.commit_index, 0), "the no-op commits once durable");
-    h_hs_persisted(&n);
     h_persist_all(&n);
     cr_assert(eq(u64, n.act.commit_index, 1));
     cr_assert(eq(u32, n.act.apply.count, 1));

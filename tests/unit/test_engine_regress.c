@@ -449,3 +449,126 @@ Test(regress, ref_8_3_30_steady_state_steps_do_not_allocate)
     cr_assert(a.commit_index > 3000);
     h_fini(&n);
 }
+
+/* ---------------------------------------------------------------- simulator findings */
+
+/* F2 (docs/sim-findings.md on branch sim): a single voter became leader in the step that
+ * bumped its term, before (term, self) was durable; after a crash it reused the term and
+ * wrote a second, different entry at the same (index, term). */
+Test(regress, sim_f2_single_voter_waits_for_durable_term)
+{
+    static const uint64_t ids[1] = {1};
+    struct h_node n;
+    h_init(&n, 1, ids, 1, NULL);
+    uint64_t last = n.act.last_index;
+    h_ticks(&n, 10);
+    cr_assert(h_has(&n, YGGR_ACT_HARD_STATE));
+    cr_assert(eq(u64, n.hs_term, 1));
+    cr_assert(eq(u64, n.hs_vote, 1));
+    cr_assert(eq(int, n.act.role, YGGR_ROLE_CANDIDATE), "not leader before the vote is durable");
+    cr_assert(eq(u64, n.act.last_index, last), "no no-op before the vote is durable");
+    h_propose(&n, 1);
+    cr_assert(eq(int, n.act.result.err, YGGR_ERR_NO_LEADER));
+    /* A report for an older hard state does not count. */
+    struct yggr_event old = {.type = YGGR_EVENT_HARD_STATE_PERSISTED};
+    h_step(&n, &old);
+    cr_assert(eq(int, n.act.role, YGGR_ROLE_CANDIDATE));
+    h_hs_persisted(&n);
+    cr_assert(eq(int, n.act.role, YGGR_ROLE_LEADER));
+    cr_assert(eq(u64, n.act.term, 1));
+    cr_assert(eq(u64, n.act.last_index, last + 1), "the no-op of term 1");
+    cr_assert(eq(u64, yggr_engine_term_at(n.e, last + 1), 1));
+    h_fini(&n);
+}
+
+/* F2, the crash half: while storage never reports the term durable, the single voter
+ * keeps campaigning (new terms) but never leads and never writes an entry, so a restart
+ * from the durable term cannot meet an entry of a term it forgot. */
+Test(regress, sim_f2_single_voter_writes_nothing_until_a_term_is_durable)
+{
+    static const uint64_t ids[1] = {1};
+    struct h_node n;
+    h_init(&n, 1, ids, 1, NULL);
+    for (int i = 0; i < 40; i++) {
+        h_tick(&n);
+        cr_assert(n.act.role != YGGR_ROLE_LEADER, "still waiting for storage");
+        cr_assert_not(h_has(&n, YGGR_ACT_APPEND));
+    }
+    cr_assert(n.act.term >= 2, "campaigned again");
+    h_fini(&n);
+}
+
+/* F4: the snapshot (33, 2) is durable but the log writes behind it were lost: the durable
+ * log is [1, 31]. RECOVER aborted in log_warm on the tail of the dropped log. */
+Test(regress, sim_f4_recover_with_log_below_snapshot)
+{
+    struct yggr_engine_config c = h_config(1);
+    struct h_node n;
+    memset(&n, 0, sizeof(n));
+    n.id = 1;
+    cr_assert(eq(int, yggr_engine_create(&c, &n.e), 0));
+    static uint64_t terms[31];
+    for (int i = 0; i < 31; i++) {
+        terms[i] = i < 9 ? 1 : 2;
+    }
+    const struct yggr_entry *log = h_entries_terms(1, terms, 31);
+    static const struct yggr_term_run runs[2] = {{1, 1}, {2, 10}};
+    struct yggr_event ev = {.type = YGGR_EVENT_RECOVER};
+    struct yggr_recovered *r = &ev.as.recover;
+    r->term = 2;
+    r->vote = 3;
+    r->has_snapshot = true;
+    r->snapshot.last = (struct yggr_log_id){33, 2};
+    r->snapshot.size = 10;
+    for (uint64_t id = 1; id <= 3; id++) {
+        yggr_membership_apply(&r->snapshot.config, YGGR_CHANGE_ADD_VOTER, id);
+    }
+    r->first_index = 1;
+    r->last_index = 31;
+    r->terms = runs;
+    r->term_count = 2;
+    r->tail = log + 21; /* 22..31 */
+    r->tail_count = 10;
+    h_step(&n, &ev);
+    cr_assert(eq(u64, n.act.last_index, 33), "the log restarts above the snapshot");
+    cr_assert(eq(u64, n.act.commit_index, 33));
+    cr_assert(eq(u64, yggr_engine_term_at(n.e, 33), 2));
+    struct yggr_msg ae = h_append(3, 1, 2, 33, 2, h_entries(34, 2, 2), 2, 35);
+    h_recv(&n, &ae);
+    cr_assert(h_has(&n, YGGR_ACT_APPEND));
+    cr_assert(eq(u64, n.act.append.entries[0].index, 34));
+    cr_assert(eq(u64, n.act.commit_index, 35));
+    h_fini(&n);
+}
+
+/* F4, the tail straddles the kept log: only entries inside it are cached. */
+Test(regress, sim_f4_recover_tail_is_clipped_to_the_kept_log)
+{
+    struct yggr_engine_config c = h_config(1);
+    c.snapshot_trailing_entries = 4;
+    struct h_node n;
+    memset(&n, 0, sizeof(n));
+    n.id = 1;
+    cr_assert(eq(int, yggr_engine_create(&c, &n.e), 0));
+    const struct yggr_entry *log = h_entries(1, 2, 40);
+    static const struct yggr_term_run runs[1] = {{2, 1}};
+    struct yggr_event ev = {.type = YGGR_EVENT_RECOVER};
+    struct yggr_recovered *r = &ev.as.recover;
+    r->term = 2;
+    r->has_snapshot = true;
+    r->snapshot.last = (struct yggr_log_id){30, 2};
+    for (uint64_t id = 1; id <= 3; id++) {
+        yggr_membership_apply(&r->snapshot.config, YGGR_CHANGE_ADD_VOTER, id);
+    }
+    r->first_index = 27;
+    r->last_index = 40;
+    r->terms = runs;
+    r->term_count = 1;
+    r->tail = log + 19; /* 20..40: starts below first_index */
+    r->tail_count = 21;
+    h_step(&n, &ev);
+    cr_assert(eq(u64, n.act.last_index, 40));
+    cr_assert_not_null(log_get(&n.e->log, 27));
+    cr_assert_null(log_get(&n.e->log, 26));
+    h_fini(&n);
+}
