@@ -409,8 +409,8 @@ void snapshot_persisted(struct yggr_engine *e, struct yggr_log_id last)
 void snapshot_hint(struct yggr_engine *e)
 {
     uint64_t floor = e->log.snap.index;
-    if (e->applied <= floor) {
-        return;
+    if (e->applied <= floor || e->applied <= log_bootstrap_end(&e->log)) {
+        return; /* nothing new, or only bootstrap entries (a snapshot needs a real term) */
     }
     bool fire = false;
     uint64_t t = e->cfg.snapshot_threshold_entries;
