@@ -536,6 +536,11 @@ Test(regress, sim_f4_recover_with_log_below_snapshot)
     cr_assert(eq(u64, n.act.last_index, 33), "the log restarts above the snapshot");
     cr_assert(eq(u64, n.act.commit_index, 33));
     cr_assert(eq(u64, yggr_engine_term_at(n.e, 33), 2));
+    cr_assert(h_has(&n, YGGR_ACT_APPEND), "storage is told to drop the stale log");
+    cr_assert(eq(u64, n.act.append.truncate_from, 1));
+    cr_assert(eq(u32, n.act.append.count, 0));
+    cr_assert(h_has(&n, YGGR_ACT_COMPACT));
+    cr_assert(eq(u64, n.act.compact_below, 34));
     struct yggr_msg ae = h_append(3, 1, 2, 33, 2, h_entries(34, 2, 2), 2, 35);
     h_recv(&n, &ae);
     cr_assert(h_has(&n, YGGR_ACT_APPEND));
@@ -832,4 +837,89 @@ Test(regress, sim_f1_a_new_leader_replicates_after_the_bootstrap_prefix)
     cr_assert(eq(u64, l.act.commit_index, X(1)));
     h_fini(&f);
     h_fini(&l);
+}
+
+/* F4, the other way a crash leaves a log that disagrees with the durable snapshot: the
+ * follower applied (33, 2) before it was durable, snapshotted it, and crashed; its durable
+ * log still holds the replaced (33, 1). The install rule drops that log instead of
+ * asserting on it. */
+Test(regress, sim_f4_recover_with_another_term_at_the_snapshot_index)
+{
+    struct yggr_engine_config c = h_config(1);
+    struct h_node n;
+    memset(&n, 0, sizeof(n));
+    n.id = 1;
+    cr_assert(eq(int, yggr_engine_create(&c, &n.e), 0));
+    static const struct yggr_term_run runs[1] = {{1, 1}};
+    static struct yggr_entry cfg[1] = {{.index = 36, .term = 1, .type = YGGR_ENTRY_CONFIG,
+                                        .change = YGGR_CHANGE_REMOVE_VOTER, .node = 3}};
+    struct yggr_event ev = {.type = YGGR_EVENT_RECOVER};
+    struct yggr_recovered *r = &ev.as.recover;
+    r->term = 2;
+    r->has_snapshot = true;
+    r->snapshot.last = (struct yggr_log_id){33, 2};
+    for (uint64_t id = 1; id <= 3; id++) {
+        yggr_membership_apply(&r->snapshot.config, YGGR_CHANGE_ADD_VOTER, id);
+    }
+    r->first_index = 20;
+    r->last_index = 40;
+    r->terms = runs;
+    r->term_count = 1;
+    r->configs = cfg; /* in the dropped log: must not count */
+    r->config_count = 1;
+    r->tail = h_entries(31, 1, 10);
+    r->tail_count = 10;
+    h_step(&n, &ev);
+    cr_assert(eq(u64, n.act.last_index, 33));
+    cr_assert(eq(u64, n.act.append.truncate_from, 20));
+    cr_assert(eq(u64, n.act.compact_below, 34));
+    struct yggr_membership m;
+    yggr_engine_config_latest(n.e, &m);
+    cr_assert(eq(u32, m.voter_count, 3), "the dropped log's CONFIG entry is not replayed");
+    h_fini(&n);
+}
+
+/* F3: the done chunk of a received snapshot tells storage to reset its log (FIFO), but the
+ * engine applies the install only at SNAPSHOT_PERSISTED; a delayed AppendEntries in
+ * between appended onto the log storage was discarding (a gap on disk). Nothing is
+ * appended while the install is pending. */
+Test(regress, sim_f3_no_append_while_snapshot_install_pending)
+{
+    struct h_node n;
+    h_make_follower(&n, 2);
+    struct yggr_msg ae = h_append(2, 1, 2, X(0), 0, h_entries(X(1), 2, 2), 2, 0);
+    h_recv(&n, &ae);
+    h_persist_all(&n);
+    static const uint8_t bytes[5] = "snap";
+    struct yggr_membership cfg = {0};
+    for (uint64_t id = 1; id <= 3; id++) {
+        yggr_membership_apply(&cfg, YGGR_CHANGE_ADD_VOTER, id);
+    }
+    struct yggr_msg is = {.type = YGGR_MSG_SNAPSHOT_REQUEST, .from = 2, .to = 1, .term = 2};
+    is.as.snapshot.leader_id = 2;
+    is.as.snapshot.last = (struct yggr_log_id){X(5), 2};
+    is.as.snapshot.len = 4;
+    is.as.snapshot.data = bytes;
+    is.as.snapshot.done = true;
+    is.as.snapshot.config = &cfg;
+    is.as.snapshot.leader_commit = X(5);
+    h_recv(&n, &is);
+    cr_assert(h_has(&n, YGGR_ACT_SNAPSHOT_CHUNK));
+    cr_assert(n.act.snapshot_chunk.done);
+    /* A delayed AppendEntries matching our old log and extending it. */
+    struct yggr_msg late = h_append(2, 1, 2, X(2), 2, h_entries(X(3), 2, 2), 2, X(3));
+    h_recv(&n, &late);
+    cr_assert(not(h_has(&n, YGGR_ACT_APPEND)), "storage is replacing the log");
+    cr_assert(eq(u64, n.act.last_index, X(2)));
+    struct yggr_event p = {.type = YGGR_EVENT_SNAPSHOT_PERSISTED};
+    p.as.snapshot_persisted = (struct yggr_log_id){X(5), 2};
+    h_step(&n, &p);
+    cr_assert(eq(u64, n.act.last_index, X(5)));
+    cr_assert(eq(u64, n.act.commit_index, X(5)));
+    struct yggr_msg next = h_append(2, 1, 2, X(5), 2, h_entries(X(6), 2, 1), 1, X(6));
+    h_recv(&n, &next);
+    cr_assert(h_has(&n, YGGR_ACT_APPEND));
+    cr_assert(eq(u64, n.act.append.entries[0].index, X(6)), "contiguous with the snapshot");
+    cr_assert(eq(u64, n.act.append.truncate_from, 0));
+    h_fini(&n);
 }
