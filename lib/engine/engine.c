@@ -428,7 +428,7 @@ static void recover(struct yggr_engine *e, const struct yggr_recovered *r)
     struct yggr_log_id snap = {0, 0};
     struct yggr_membership empty = {0};
     if (r->has_snapshot) {
-        YGGR_ASSERT(r->snapshot.last.index > 0 && r->snapshot.last.term > 0);
+        YGGR_ASSERT(r->snapshot.last.index > 0); /* term 0: bootstrap entries only */
         snap = r->snapshot.last;
         e->has_snapshot = true;
         e->snap = r->snapshot;

@@ -923,3 +923,65 @@ Test(regress, sim_f3_no_append_while_snapshot_install_pending)
     cr_assert(eq(u64, n.act.append.truncate_from, 0));
     h_fini(&n);
 }
+
+/* Found running the simulator on the F1 fix: a host may snapshot right after bootstrap,
+ * at (k, 0). The engine ignored that SNAPSHOT_TAKEN although the snapshot was durable, and
+ * RECOVER asserted on a snapshot of term 0. A term-0 snapshot is a snapshot like any. */
+Test(regress, sim_f1_a_snapshot_of_the_bootstrap_entries_alone_is_a_snapshot)
+{
+    struct h_node n;
+    h_init3(&n, 1);
+    struct yggr_event t = {.type = YGGR_EVENT_SNAPSHOT_TAKEN};
+    t.as.snapshot_taken.last = (struct yggr_log_id){H_BOOT, 0};
+    t.as.snapshot_taken.size = 5;
+    h_step(&n, &t);
+    cr_assert(h_has(&n, YGGR_ACT_COMPACT));
+    cr_assert(eq(u64, n.act.compact_below, H_BOOT + 1));
+    cr_assert(eq(u32, n.e->snap.config.voter_count, 3));
+    struct yggr_snapshot_meta meta = n.e->snap;
+    h_fini(&n);
+
+    struct h_node r;
+    memset(&r, 0, sizeof(r));
+    r.id = 1;
+    struct yggr_engine_config c = h_config(1);
+    cr_assert(eq(int, yggr_engine_create(&c, &r.e), 0));
+    struct yggr_event ev = {.type = YGGR_EVENT_RECOVER};
+    ev.as.recover.has_snapshot = true;
+    ev.as.recover.snapshot = meta;
+    ev.as.recover.first_index = H_BOOT + 1;
+    ev.as.recover.last_index = H_BOOT;
+    h_step(&r, &ev);
+    cr_assert(not(h_has(&r, YGGR_ACT_APPEND)), "the snapshot holds the configuration");
+    cr_assert(eq(u64, r.act.commit_index, H_BOOT));
+    h_ticks(&r, 10);
+    h_hs_persisted(&r);
+    const struct yggr_msg *v = h_find(&r, YGGR_MSG_VOTE_REQUEST, 2);
+    cr_assert_not_null(v);
+    cr_assert(eq(u64, v->as.vote_request.last.index, H_BOOT));
+    cr_assert(eq(u64, v->as.vote_request.last.term, 0));
+    h_fini(&r);
+
+    /* A joiner accepts that snapshot from a leader. */
+    struct h_node j;
+    h_init(&j, 4, NULL, 0, NULL);
+    static const uint8_t bytes[5] = "snap";
+    struct yggr_msg is = {.type = YGGR_MSG_SNAPSHOT_REQUEST, .from = 1, .to = 4, .term = 2};
+    is.as.snapshot.leader_id = 1;
+    is.as.snapshot.last = (struct yggr_log_id){H_BOOT, 0};
+    is.as.snapshot.len = 4;
+    is.as.snapshot.data = bytes;
+    is.as.snapshot.done = true;
+    is.as.snapshot.config = &meta.config;
+    h_recv(&j, &is);
+    cr_assert(h_has(&j, YGGR_ACT_SNAPSHOT_CHUNK));
+    h_hs_persisted(&j);
+    struct yggr_event p = {.type = YGGR_EVENT_SNAPSHOT_PERSISTED};
+    p.as.snapshot_persisted = (struct yggr_log_id){H_BOOT, 0};
+    h_step(&j, &p);
+    struct yggr_membership m;
+    yggr_engine_config_latest(j.e, &m);
+    cr_assert(eq(u32, m.voter_count, 3));
+    cr_assert(eq(u64, j.act.commit_index, H_BOOT));
+    h_fini(&j);
+}

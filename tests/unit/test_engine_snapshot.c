@@ -83,8 +83,6 @@ Test(snapshot, stale_unapplied_and_unknown_snapshots_are_ignored)
     cr_assert(not(h_has(&n, YGGR_ACT_COMPACT)), "past commit");
     taken(&n, X(4), 9, 7);
     cr_assert(not(h_has(&n, YGGR_ACT_COMPACT)), "wrong term");
-    taken(&n, H_BOOT, 0, 7);
-    cr_assert(not(h_has(&n, YGGR_ACT_COMPACT)), "bootstrap entries (term 0)");
     taken(&n, X(4), 1, 7);
     cr_assert(h_has(&n, YGGR_ACT_COMPACT));
     taken(&n, X(3), 1, 7);
