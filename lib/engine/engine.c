@@ -355,10 +355,10 @@ static void recover_log(struct yggr_engine *e, const struct yggr_recovered *r,
 {
     if (!keep) {
         log_reset(&e->log, snap.index + 1, snap.index, snap);
-        if (r->last_index >= r->first_index) {
-            /* Tell storage to drop the stale log before anything is appended after the
-             * snapshot (a storage that applies the rule itself has nothing left to do). */
-            e->truncate_from = r->first_index;
+        if (r->has_snapshot && r->first_index <= snap.index) {
+            /* Tell storage to drop the stale log, so that the log continues at I + 1 (a
+             * storage that applies the install rule itself has nothing left to do). */
+            e->truncate_from = r->last_index >= r->first_index ? r->first_index : 0;
             e->act->flags |= YGGR_ACT_COMPACT;
             e->act->compact_below = snap.index + 1;
         }

@@ -985,3 +985,31 @@ Test(regress, sim_f1_a_snapshot_of_the_bootstrap_entries_alone_is_a_snapshot)
     cr_assert(eq(u64, j.act.commit_index, H_BOOT));
     h_fini(&j);
 }
+
+/* The same with an EMPTY durable log: a founder snapshotted its bootstrap entries and
+ * crashed before their append was durable. The engine ignores base_config (the snapshot
+ * holds the configuration) and tells storage that the log continues above the snapshot. */
+Test(regress, sim_f4_recover_with_an_empty_log_below_the_snapshot)
+{
+    struct h_node n;
+    memset(&n, 0, sizeof(n));
+    n.id = 1;
+    struct yggr_engine_config c = h_config(1);
+    cr_assert(eq(int, yggr_engine_create(&c, &n.e), 0));
+    struct yggr_event ev = {.type = YGGR_EVENT_RECOVER};
+    struct yggr_recovered *r = &ev.as.recover;
+    r->has_snapshot = true;
+    r->snapshot.last = (struct yggr_log_id){3, 0};
+    for (uint64_t id = 1; id <= 3; id++) {
+        yggr_membership_apply(&r->snapshot.config, YGGR_CHANGE_ADD_VOTER, id);
+        yggr_membership_apply(&r->base_config, YGGR_CHANGE_ADD_VOTER, id);
+    }
+    r->first_index = 1;
+    r->last_index = 0;
+    h_step(&n, &ev);
+    cr_assert(eq(u64, n.act.last_index, 3));
+    cr_assert(not(h_has(&n, YGGR_ACT_APPEND)));
+    cr_assert(h_has(&n, YGGR_ACT_COMPACT));
+    cr_assert(eq(u64, n.act.compact_below, 4));
+    h_fini(&n);
+}
