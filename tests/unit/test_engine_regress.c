@@ -1065,3 +1065,40 @@ Test(regress, sim_f6_a_new_leaders_chunks_restart_the_transfer)
     cr_assert(eq(u64, n.act.snapshot_chunk.meta.size, 7));
     h_fini(&n);
 }
+
+/* F5: the cache could evict only entries both durable AND applied, so a follower whose
+ * cache held log_cache_entries durable but uncommitted entries refused every append: the
+ * new leader's entries never reached a majority, nothing committed, nothing was applied
+ * (so nothing became evictable): the cluster stalled. */
+Test(regress, sim_f5_a_cache_full_of_unapplied_entries_still_appends)
+{
+    struct yggr_engine_config c = h_config(1);
+    c.log_cache_entries = 8;
+    static const uint64_t ids[3] = {1, 2, 3};
+    struct h_node n;
+    h_init(&n, 1, ids, 3, &c);
+    h_log_persisted(&n, H_BOOT, 0);
+    struct yggr_msg ae = h_append(2, 1, 1, X(0), 0, h_entries(X(1), 1, 8), 8, 0);
+    h_recv(&n, &ae);
+    h_hs_persisted(&n);
+    h_persist_all(&n);
+    cr_assert(eq(u64, n.act.last_index, X(8)));
+    cr_assert(eq(u64, n.act.commit_index, H_BOOT), "none of them committed");
+    cr_assert(eq(u64, n.e->log.cache_first, X(1)), "the cache holds 8 unapplied entries");
+    struct yggr_msg more = h_append(3, 1, 2, X(8), 1, h_entries(X(9), 2, 2), 2, 0);
+    h_recv(&n, &more);
+    h_hs_persisted(&n);
+    cr_assert(eq(u64, n.act.last_index, X(10)), "appended past a full cache");
+    h_persist_all(&n);
+    const struct yggr_msg *ok = h_find(&n, YGGR_MSG_APPEND_RESPONSE, 3);
+    cr_assert(eq(u64, ok->as.append_response.last_appended, X(10)));
+    struct yggr_msg commit = h_append(3, 1, 2, X(10), 2, NULL, 0, X(10));
+    h_recv(&n, &commit);
+    cr_assert(eq(u64, n.act.commit_index, X(10)));
+    cr_assert(eq(u64, n.act.apply.first_index, X(1)));
+    cr_assert(n.act.apply.from_storage, "evicted entries are applied from storage");
+    uint64_t applied = n.act.applied_index;
+    h_tick(&n);
+    cr_assert(n.act.applied_index > applied, "the cached rest follows");
+    h_fini(&n);
+}
