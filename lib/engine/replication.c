@@ -265,6 +265,12 @@ void replication_heartbeat(struct yggr_engine *e)
             e->tick - p->stall_tick >= e->cfg.election_timeout_min_ticks) {
             progress_become_probe(p, p->match + 1, e->tick); /* lost messages: re-probe */
         }
+        if (p->state != YGGR_PROGRESS_SNAPSHOT && e->has_snapshot && needs_snapshot(e, p)) {
+            /* Compacted under a probe in flight (its answers, all heartbeats claiming
+             * nothing, move nothing): stream the snapshot instead. */
+            progress_become_snapshot(p, e->snap.last, e->tick);
+            snapshot_send(e, p);
+        }
         send_heartbeat(e, p);
         if (p->state == YGGR_PROGRESS_SNAPSHOT) {
             snapshot_leader_tick(e, p);

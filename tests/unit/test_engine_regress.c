@@ -1149,3 +1149,29 @@ Test(regress, sim_f7_stale_responses_send_nothing_and_keep_replicate)
     cr_assert(eq(u64, h_progress(&n, 2).match_index, X(5)));
     h_fini(&n);
 }
+
+/* Found by the simulator's scripted snapshot test on the F7 fix: a peer probing with a
+ * lost probe whose next entries were then compacted only ever got heartbeats claiming
+ * nothing (prev compacted); their answers move nothing, so (stale-response rule) it never
+ * reached the snapshot path. The heartbeat switches such a peer to a snapshot. */
+Test(regress, sim_f7_a_lost_probe_behind_a_compaction_falls_back_to_a_snapshot)
+{
+    struct h_node n;
+    h_make_leader(&n);
+    h_propose(&n, 5); /* X(2)..X(6) */
+    h_persist_all(&n);
+    struct yggr_msg ok2 = h_append_ok(2, 1, 1, X(6), n.e->round);
+    h_recv(&n, &ok2);
+    cr_assert(eq(u64, n.act.commit_index, X(6)));
+    struct yggr_msg no3 = h_append_conflict(3, 1, 1, X(2), 0);
+    no3.as.append_response.round = n.e->round;
+    h_recv(&n, &no3);
+    cr_assert(eq(int, h_progress(&n, 3).state, YGGR_PROGRESS_PROBE));
+    cr_assert_not_null(h_find(&n, YGGR_MSG_APPEND_REQUEST, 3), "the probe (lost)");
+    taken(&n, X(6), 4);
+    cr_assert(eq(u64, n.act.compact_below, X(7)));
+    h_tick(&n);
+    cr_assert(eq(int, h_progress(&n, 3).state, YGGR_PROGRESS_SNAPSHOT));
+    cr_assert_not_null(h_find(&n, YGGR_MSG_SNAPSHOT_REQUEST, 3));
+    h_fini(&n);
+}
