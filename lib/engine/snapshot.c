@@ -158,13 +158,20 @@ static void on_chunk_ack(struct yggr_engine *e, struct progress *p,
         return;
     }
     p->stall_tick = e->tick;
-    if (r->next_offset < p->snap_acked ||
-        (r->next_offset == p->snap_acked && p->snap_sent > p->snap_acked)) {
-        p->snap_sent = r->next_offset; /* restart from there (0 included) */
-        p->snap_acked = r->next_offset;
+    uint64_t next = r->next_offset;
+    if (next > p->snap_acked) {
+        p->snap_acked = next; /* it holds [0, next): nothing below is sent again */
+        if (p->snap_sent < next) {
+            p->snap_sent = next;
+        }
+    } else if ((next < p->snap_acked || p->snap_sent > next) && p->snap_rewind_tick != e->tick) {
+        /* Restart from there: it lost its transfer (offset 0 included, REFERENCE 8.2 #17)
+         * or a chunk in flight (a gap). At most once per tick: reordered and duplicated
+         * acknowledgements say the same, and each restart resends the window. */
+        p->snap_sent = next;
+        p->snap_acked = next;
         p->snap_done_sent = false;
-    } else if (r->next_offset <= p->snap_sent) {
-        p->snap_acked = r->next_offset;
+        p->snap_rewind_tick = e->tick;
     }
     snapshot_send(e, p);
 }
