@@ -246,8 +246,11 @@ static void track(struct yggr_engine *e, uint64_t id, bool voter)
         YGGR_ASSERT(p != NULL);
         p->id = id;
         p->vote_granted = false;
-        /* A newly added peer starts probing at the entry that added it. */
+        /* A newly added peer starts probing at the entry that added it, and counts as
+         * recently active until the next check-quorum (as etcd): a leader whose quorum
+         * needs it must not step down before it had a whole period to answer (sim F9). */
         progress_reset(p, e->log.last > 0 ? e->log.last : 1, e->tick);
+        p->recent_active = true;
     }
     p->voter = voter;
 }
