@@ -13,17 +13,22 @@
  *
  * Leader: a peer whose next entry is compacted goes to SNAPSHOT state. Chunks stream back
  * to back, up to snapshot_chunks_inflight ahead of the acknowledged offset (8.3 #28). A
- * response's next_offset acknowledges; a next_offset below (or equal to, with more in
- * flight) the acknowledged offset restarts from there — INCLUDING 0 (the follower lost its
- * partial transfer, 8.2 #17). A transfer without any response for one minimum election
- * timeout resends from the acknowledged offset. done => match = snapshot index.
+ * response's next_offset acknowledges, even beyond what was sent (the follower holds those
+ * bytes: skip ahead); a next_offset below (or equal to, with more in flight) the
+ * acknowledged offset restarts from there — INCLUDING 0 (the follower lost its partial
+ * transfer, 8.2 #17) — at most once per tick, since reordered and duplicated
+ * acknowledgements say the same (sim F10). A transfer without any response for one minimum
+ * election timeout resends from the acknowledged offset. done => match = snapshot index.
+ * A snapshot may have term 0 (it covers only bootstrap entries).
  *
  *   follower chunk states:  idle ──offset 0──▶ receiving ──done chunk──▶ installing
  *                              ▲                  │ gap: reply expected       │
  *                              └──────────────────┴──── SNAPSHOT_PERSISTED ◀──┘
  *
- * Follower: a chunk at offset 0 (re)starts a transfer; a gap replies next_offset =
- * expected; non-final chunks are acknowledged at once. The final chunk is handed out with
+ * Follower: a chunk at offset 0 (re)starts a transfer; a transfer is ONE leader's byte
+ * stream in ONE term (another node's snapshot with the same id need not have the same
+ * bytes, sim F6), so a chunk of another leader or term at offset > 0 asks for a restart; a
+ * gap replies next_offset = expected; non-final chunks are acknowledged at once. The final chunk is handed out with
  * `done`; on SNAPSHOT_PERSISTED the engine installs it (keeps the log tail only when it
  * matches at the snapshot index), emits APPLY_SNAPSHOT and only then answers done. Every
  * non-rejection reply waits for the durable term.

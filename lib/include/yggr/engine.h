@@ -368,8 +368,9 @@ struct yggr_actions {
         uint32_t count;
         uint64_t first_index;  /* index of the first entry handed out */
         /* true: `entries` is NULL; read the `count` entries from first_index on from log
-         * storage (they are durable there) and apply them. Happens after a restart, when
-         * committed entries are older than the in-memory cache. */
+         * storage (they are durable there) and apply them. Happens after a restart, and
+         * whenever committed entries were evicted from the in-memory cache (any durable
+         * entry may be, applied or not). */
         bool from_storage;
     } apply;
 
