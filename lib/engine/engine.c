@@ -22,6 +22,12 @@
  * Determinism: time only through TICK events, randomness only from the xorshift64 PRNG
  * seeded by config.seed (REFERENCE 1.5); peers are visited in slot order.
  *
+ * Recovery (engine.h, struct yggr_recovered): the configuration is replayed from the log's
+ * CONFIG entries (starting empty) or the snapshot's; a brand-new founder first appends its
+ * bootstrap entries (term 0, committed by definition); commit starts at max(snapshot,
+ * term-0 prefix); a log that disagrees with the durable snapshot is dropped (the install
+ * rule) and storage is told so.
+ *
  * Failure modes: host misuse (events before RECOVER, inconsistent recovery data, bad
  * config) is asserted; anything a peer sends is validated and dropped (counted in
  * messages_dropped) when malformed.
@@ -317,24 +323,56 @@ struct progress *engine_peer(struct yggr_engine *e, uint64_t id)
  * Recovery
  * ---------------------------------------------------------------------------------- */
 
-static void recover_log(struct yggr_engine *e, const struct yggr_recovered *r,
-                        struct yggr_log_id snap)
+/* Term of `index` according to the host's term runs (index inside the stored log). */
+static uint64_t recovered_term_at(const struct yggr_recovered *r, uint64_t index)
 {
-    uint64_t first = snap.index + 1;
-    uint64_t last = snap.index;
-    if (r->last_index >= r->first_index && r->last_index > snap.index) {
-        first = r->first_index;
-        last = r->last_index;
-    } else if (r->last_index >= r->first_index && r->last_index == snap.index) {
-        first = r->first_index; /* only trailing entries up to the snapshot */
+    YGGR_ASSERT(index >= r->first_index && index <= r->last_index);
+    uint64_t term = 0;
+    for (uint32_t k = 0; k < r->term_count && r->terms[k].first_index <= index; k++) {
+        term = r->terms[k].term;
     }
-    YGGR_ASSERT(first >= 1 && first <= snap.index + 1);
-    log_reset(&e->log, first, last, snap);
-    if (last < first) {
-        return;
+    return term;
+}
+
+/* The install rule (engine.h, YGGR_ACT_SNAPSHOT_CHUNK) applied to the durable state: with
+ * a snapshot (I, T) the stored log is kept only if it starts right above I or holds I with
+ * term T. Otherwise it is what a crash left behind the snapshot (writes lost, sim F4, or an
+ * entry since replaced) and goes. */
+static bool recover_keeps_log(const struct yggr_recovered *r, struct yggr_log_id snap)
+{
+    if (r->last_index < r->first_index) {
+        return false;
     }
     YGGR_ASSERT(r->term_count > 0 && r->terms != NULL);
-    YGGR_ASSERT(r->terms[0].first_index <= first);
+    YGGR_ASSERT(r->terms[0].first_index <= r->first_index);
+    if (!r->has_snapshot) {
+        YGGR_ASSERT(r->first_index == 1); /* no snapshot: the log starts at 1 */
+        return true;
+    }
+    YGGR_ASSERT(r->first_index <= snap.index + 1); /* else a gap above the snapshot */
+    if (r->first_index == snap.index + 1) {
+        return true;
+    }
+    return r->last_index >= snap.index && recovered_term_at(r, snap.index) == snap.term;
+}
+
+static void recover_log(struct yggr_engine *e, const struct yggr_recovered *r,
+                        struct yggr_log_id snap, bool keep)
+{
+    if (!keep) {
+        log_reset(&e->log, snap.index + 1, snap.index, snap);
+        if (r->has_snapshot && r->first_index <= snap.index) {
+            /* Tell storage to drop the stale log, so that the log continues at I + 1 (a
+             * storage that applies the install rule itself has nothing left to do). */
+            e->truncate_from = r->last_index >= r->first_index ? r->first_index : 0;
+            e->act->flags |= YGGR_ACT_COMPACT;
+            e->act->compact_below = snap.index + 1;
+        }
+        return;
+    }
+    uint64_t first = r->first_index;
+    uint64_t last = r->last_index;
+    log_reset(&e->log, first, last, snap);
     for (uint32_t k = 0; k < r->term_count; k++) {
         const struct yggr_term_run *t = &r->terms[k];
         YGGR_ASSERT(t->first_index <= last);
@@ -346,6 +384,53 @@ static void recover_log(struct yggr_engine *e, const struct yggr_recovered *r,
     YGGR_ASSERT(snap.index < first || log_term_at(&e->log, snap.index) == snap.term);
 }
 
+/* Warm the cache with the part of the host's tail that is still in the kept log. A log
+ * that ends below the durable snapshot is dropped whole (the snapshot is durable on its
+ * own; the log writes behind it may be lost), so its tail is too (sim finding F4). */
+static void recover_tail(struct yggr_engine *e, const struct yggr_recovered *r)
+{
+    if (r->tail_count == 0 || e->log.last < e->log.first) {
+        return;
+    }
+    YGGR_ASSERT(r->tail != NULL);
+    const struct yggr_entry *tail = r->tail;
+    uint32_t count = r->tail_count;
+    if (tail[count - 1].index != e->log.last) {
+        return; /* not the newest entries of the kept log: nothing to warm */
+    }
+    while (count > 0 && tail[0].index < e->log.first) {
+        tail++;
+        count--;
+    }
+    if (count > 0) {
+        log_warm(&e->log, tail, count);
+    }
+    YGGR_ASSERT(e->log.cache_first >= e->log.first);
+}
+
+static void recover_configs(struct yggr_engine *e, const struct yggr_recovered *r,
+                            struct yggr_log_id snap)
+{
+    uint64_t prev = config_latest_index(&e->conf);
+    uint64_t boot = log_bootstrap_end(&e->log);
+    uint64_t boot_from = e->log.first > snap.index ? e->log.first : snap.index + 1;
+    uint64_t boot_seen = 0;
+    for (uint32_t k = 0; k < r->config_count; k++) {
+        const struct yggr_entry *c = &r->configs[k];
+        YGGR_ASSERT(c->type == YGGR_ENTRY_CONFIG);
+        if (c->index <= snap.index) {
+            continue; /* folded into the snapshot's configuration */
+        }
+        YGGR_ASSERT(c->index > prev && c->index <= e->log.last);
+        config_push(&e->conf, c->index, (enum yggr_change_type)c->change, c->node);
+        prev = c->index;
+        boot_seen += c->index <= boot;
+    }
+    /* Every bootstrap entry is a CONFIG entry: a host that leaves them out of `configs`
+     * would make the node forget the founders (host misuse). */
+    YGGR_ASSERT(boot < boot_from || boot_seen == boot - boot_from + 1);
+}
+
 static void recover(struct yggr_engine *e, const struct yggr_recovered *r)
 {
     YGGR_ASSERT(!e->recovered);
@@ -354,35 +439,35 @@ static void recover(struct yggr_engine *e, const struct yggr_recovered *r)
     e->term = e->durable_term = e->emitted_term = r->term;
     e->vote = e->durable_vote = e->emitted_vote = r->vote;
     struct yggr_log_id snap = {0, 0};
+    struct yggr_membership empty = {0};
     if (r->has_snapshot) {
-        YGGR_ASSERT(r->snapshot.last.index > 0 && r->snapshot.last.term > 0);
+        YGGR_ASSERT(r->snapshot.last.index > 0); /* term 0: bootstrap entries only */
         snap = r->snapshot.last;
         e->has_snapshot = true;
         e->snap = r->snapshot;
-        config_reset(&e->conf, &r->snapshot.config, snap.index);
-    } else {
-        config_reset(&e->conf, &r->base_config, 0);
     }
-    recover_log(e, r, snap);
-    uint64_t prev = snap.index;
-    for (uint32_t k = 0; k < r->config_count; k++) {
-        const struct yggr_entry *c = &r->configs[k];
-        YGGR_ASSERT(c->type == YGGR_ENTRY_CONFIG);
-        YGGR_ASSERT(c->index > prev && c->index <= e->log.last);
-        config_push(&e->conf, c->index, (enum yggr_change_type)c->change, c->node);
-        prev = c->index;
+    /* The configuration is the snapshot's, or replayed from the log's CONFIG entries
+     * starting EMPTY: the bootstrap configuration is log entries 1..k (term 0). */
+    config_reset(&e->conf, r->has_snapshot ? &r->snapshot.config : &empty, snap.index);
+    bool keep = recover_keeps_log(r, snap);
+    recover_log(e, r, snap, keep);
+    if (keep) {
+        recover_configs(e, r, snap);
     }
-    if (r->tail_count > 0) {
-        log_warm(&e->log, r->tail, r->tail_count);
-    }
-    e->commit = e->applied = snap.index;
+    recover_tail(e, r);
     e->durable = e->log.last;
+    e->commit = e->applied = snap.index;
     e->hint_last = snap.index;
     e->role = YGGR_ROLE_FOLLOWER;
     e->leader_id = 0;
     config_sync_peers(e);
+    if (!r->has_snapshot) {
+        config_bootstrap(e, &r->base_config, keep ? r->configs : NULL, keep ? r->config_count : 0);
+    }
+    replication_commit_bootstrap(e);
     election_reset_timer(e);
     YGGR_ASSERT(e->commit <= e->log.last);
+    YGGR_ASSERT(e->durable <= e->log.last);
 }
 
 /* ------------------------------------------------------------------------------------

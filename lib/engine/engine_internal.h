@@ -49,6 +49,8 @@ void log_reset(struct log *log, uint64_t first, uint64_t last, struct yggr_log_i
 void log_push_run(struct log *log, uint64_t term, uint64_t first_index);
 uint64_t log_term_at(const struct log *log, uint64_t index);
 uint64_t log_last_term(const struct log *log);
+bool log_knows(const struct log *log, uint64_t index);
+uint64_t log_bootstrap_end(const struct log *log);
 bool log_is_cached(const struct log *log, uint64_t index);
 const struct yggr_entry *log_get(const struct log *log, uint64_t index);
 uint32_t log_cached_run(const struct log *log, uint64_t index, uint32_t max,
@@ -112,6 +114,7 @@ struct progress {
     uint64_t heard_tick;
     uint64_t stall_tick;         /* last progress (match moved, state entered) */
     uint64_t acked_round;
+    uint64_t success_round;      /* round of the last success that moved match */
     struct inflight *infl;       /* REPLICATE window (max_inflight_msgs) */
     uint32_t infl_head;
     uint32_t infl_count;
@@ -123,6 +126,7 @@ struct progress {
     struct yggr_log_id snap_last;/* SNAPSHOT: which snapshot is streamed */
     uint64_t snap_sent;          /* next offset to send */
     uint64_t snap_acked;         /* offset the follower holds */
+    uint64_t snap_rewind_tick;   /* last restart of the stream (at most one per tick) */
     bool snap_done_sent;
     uint32_t step_msgs;
 };
@@ -233,6 +237,8 @@ struct yggr_engine {
         uint64_t leader;
         uint64_t term;
         struct yggr_log_id last;
+        uint64_t src_leader;     /* who streams `last`, in which term: two nodes' */
+        uint64_t src_term;       /* snapshots at one id need not be the same bytes */
         uint64_t expected;       /* bytes held contiguously */
         uint64_t leader_commit;
         uint64_t round;
@@ -298,6 +304,8 @@ void config_on_commit(struct yggr_engine *e);
 void config_change(struct yggr_engine *e, const struct yggr_event *ev);
 int config_pool_init(struct yggr_engine *e);
 void config_pool_deinit(struct yggr_engine *e);
+void config_bootstrap(struct yggr_engine *e, const struct yggr_membership *base,
+                      const struct yggr_entry *configs, uint32_t config_count);
 
 /* election.c */
 void election_reset_timer(struct yggr_engine *e);
@@ -317,6 +325,9 @@ void election_accept_leader(struct yggr_engine *e, uint64_t leader);
 void replication_propose(struct yggr_engine *e, const struct yggr_entry *entries,
                          uint32_t count);
 bool replication_append_local(struct yggr_engine *e, const struct yggr_entry *entry);
+bool replication_append_entry(struct yggr_engine *e, const struct yggr_entry *entry,
+                              uint64_t evict_upto);
+void replication_commit_bootstrap(struct yggr_engine *e);
 void replication_receive_append(struct yggr_engine *e, const struct yggr_msg *msg);
 void replication_receive_append_response(struct yggr_engine *e, const struct yggr_msg *msg);
 void replication_log_persisted(struct yggr_engine *e, struct yggr_log_id id);

@@ -21,7 +21,7 @@
  *      cached i; terms agree with the runs.
  *
  * Eviction: the cache drops its oldest entry only to make room, and only when the caller
- * allows it (entries <= evict_upto, which the engine sets to min(durable, applied)). A
+ * allows it (entries <= evict_upto, which the engine sets to its durable index). A
  * cache full of entries that cannot be evicted refuses appends (the caller turns that
  * into backpressure). Truncation and compaction release the references they drop.
  *
@@ -153,6 +153,23 @@ uint64_t log_term_at(const struct log *log, uint64_t index)
 uint64_t log_last_term(const struct log *log)
 {
     return log_term_at(log, log->last);
+}
+
+/* Is term_at(index) known? (Bootstrap entries have term 0, so a 0 from log_term_at
+ * alone does not tell.) Index 0 is the sentinel before the first entry, term 0. */
+bool log_knows(const struct log *log, uint64_t index)
+{
+    return index == 0 || (index >= log->first && index <= log->last) ||
+           index == log->snap.index;
+}
+
+/* Last index of the term-0 prefix (the bootstrap entries) still in the log, else 0. */
+uint64_t log_bootstrap_end(const struct log *log)
+{
+    if (log->last < log->first || log->run_count == 0 || run_at(log, 0)->term != 0) {
+        return 0;
+    }
+    return log->run_count > 1 ? run_at(log, 1)->first_index - 1 : log->last;
 }
 
 bool log_is_cached(const struct log *log, uint64_t index)

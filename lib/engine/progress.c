@@ -42,6 +42,7 @@ void progress_reset(struct progress *p, uint64_t next, uint64_t tick)
     YGGR_ASSERT(next >= 1);
     p->match = 0;
     p->acked_round = 0;
+    p->success_round = 0;
     p->recent_active = false;
     p->heard_tick = tick;
     p->sent_head = 0;
@@ -79,6 +80,7 @@ void progress_become_snapshot(struct progress *p, struct yggr_log_id snap, uint6
     p->snap_last = snap;
     p->snap_sent = 0;
     p->snap_acked = 0;
+    p->snap_rewind_tick = UINT64_MAX;
     p->snap_done_sent = false;
     p->stall_tick = tick;
     p->probe_sent = false;

@@ -27,14 +27,23 @@
  *     (REFERENCE 8.1 #9). When the request added entries that are not durable yet the
  *     success is deferred and coalesced: one success goes out when LOG_PERSISTED covers
  *     it. Follower commit = min(leader_commit, verified) (Figure 2, "index of last new
- *     entry").
+ *     entry"); entries of term 0 (the bootstrap configuration) are committed as soon as
+ *     they are in the log.
  *   - Indexes at or below our commit index match the leader's log by Leader
  *     Completeness, so they are skipped without comparison.
  *   - Malformed requests (non-contiguous indexes, decreasing terms, terms above the
- *     message term, bad entry types) are dropped and counted, never asserted.
+ *     message term, bad entry types, term-0 entries that are not CONFIG) are dropped and
+ *     counted, never asserted. Term 0 is a real term here (prev may be (k, 0)): whether an
+ *     index is in the log is log_knows(), never "term_at == 0".
  *
  * Apply: committed entries of every type are handed out in index order, at most
  * max_step_entries per step; entries older than the cache are handed out `from_storage`.
+ * The cache evicts any durable entry, applied or not (sim F5: a cache full of durable,
+ * uncommitted entries must not refuse appends, or nothing ever commits).
+ *
+ * Stale responses (sim F7): a success that moves nothing sends nothing and leaves the probe
+ * in flight alone; a replicating peer ignores a rejection from a round older than its last
+ * match-moving success (every entry above match went out in that round or later).
  */
 #include <string.h>
 
@@ -45,13 +54,17 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
+/* Cached entries that may make room: every durable one. Unapplied ones included: APPLY
+ * hands out entries older than the cache `from_storage`, and a follower whose cache holds
+ * only unapplied entries must still append, or nothing commits and nothing is ever
+ * applied again (sim F5). The ring drops the oldest first, so applied ones go first. */
 static uint64_t evict_limit(const struct yggr_engine *e)
 {
-    return min_u64(e->durable, e->applied);
+    return e->durable;
 }
 
-static bool append_and_track(struct yggr_engine *e, const struct yggr_entry *en,
-                             uint64_t evict_upto)
+bool replication_append_entry(struct yggr_engine *e, const struct yggr_entry *en,
+                              uint64_t evict_upto)
 {
     if (e->step_appended >= e->step_cap || en->term < log_last_term(&e->log)) {
         return false;
@@ -81,7 +94,7 @@ bool replication_append_local(struct yggr_engine *e, const struct yggr_entry *in
     if (en.len == 0) {
         en.data = NULL;
     }
-    return append_and_track(e, &en, evict_limit(e));
+    return replication_append_entry(e, &en, evict_limit(e));
 }
 
 void replication_propose(struct yggr_engine *e, const struct yggr_entry *entries, uint32_t count)
@@ -126,7 +139,7 @@ void replication_propose(struct yggr_engine *e, const struct yggr_entry *entries
 static bool needs_snapshot(const struct yggr_engine *e, const struct progress *p)
 {
     uint64_t prev = p->next - 1;
-    return p->next < e->log.first || (prev > 0 && log_term_at(&e->log, prev) == 0);
+    return p->next < e->log.first || !log_knows(&e->log, prev);
 }
 
 static void fill_append(struct yggr_engine *e, struct yggr_msg *m, uint64_t prev)
@@ -136,7 +149,7 @@ static void fill_append(struct yggr_engine *e, struct yggr_msg *m, uint64_t prev
     m->as.append.prev.term = log_term_at(&e->log, prev);
     m->as.append.leader_commit = e->commit;
     m->as.append.round = e->cfg.reference_wire ? 0 : e->round;
-    YGGR_ASSERT(prev == 0 || m->as.append.prev.term != 0);
+    YGGR_ASSERT(log_knows(&e->log, prev));
 }
 
 /* One AppendEntries with entries from p->next. */
@@ -233,7 +246,7 @@ static void send_heartbeat(struct yggr_engine *e, struct progress *p)
     } else if (p->state == YGGR_PROGRESS_PROBE) {
         at = p->next - 1;
     }
-    if (at > 0 && log_term_at(&e->log, at) == 0) {
+    if (!log_knows(&e->log, at)) {
         at = 0; /* compacted: claim nothing */
     }
     struct yggr_msg *m = engine_msg(e, YGGR_MSG_APPEND_REQUEST, p->id);
@@ -260,6 +273,12 @@ void replication_heartbeat(struct yggr_engine *e)
         if (p->state == YGGR_PROGRESS_REPLICATE && p->infl_count > 0 &&
             e->tick - p->stall_tick >= e->cfg.election_timeout_min_ticks) {
             progress_become_probe(p, p->match + 1, e->tick); /* lost messages: re-probe */
+        }
+        if (p->state != YGGR_PROGRESS_SNAPSHOT && e->has_snapshot && needs_snapshot(e, p)) {
+            /* Compacted under a probe in flight (its answers, all heartbeats claiming
+             * nothing, move nothing): stream the snapshot instead. */
+            progress_become_snapshot(p, e->snap.last, e->tick);
+            snapshot_send(e, p);
         }
         send_heartbeat(e, p);
         if (p->state == YGGR_PROGRESS_SNAPSHOT) {
@@ -307,12 +326,8 @@ void replication_become_leader(struct yggr_engine *e)
     /* Raft paper 8: "each leader commit a blank no-op entry at the start of its term". */
     struct yggr_entry noop = {.type = YGGR_ENTRY_NOOP};
     if (!replication_append_local(e, &noop)) {
-        noop.index = e->log.last + 1;
-        noop.term = e->term;
-        if (!append_and_track(e, &noop, e->durable)) {
-            election_become_follower(e, e->term); /* cache full of undurable entries */
-            return;
-        }
+        election_become_follower(e, e->term); /* cache full of undurable entries */
+        return;
     }
     read_round_bump(e);
     replication_send_all(e);
@@ -333,6 +348,17 @@ void replication_advance_commit(struct yggr_engine *e, uint64_t commit)
     if (e->role == YGGR_ROLE_LEADER) {
         read_release(e);
     }
+}
+
+/* Bootstrap entries (term 0, the founders' configuration) are committed by definition:
+ * every founder writes the same ones, and a joiner gets them only from a leader. */
+void replication_commit_bootstrap(struct yggr_engine *e)
+{
+    uint64_t end = log_bootstrap_end(&e->log);
+    if (end > e->commit) {
+        replication_advance_commit(e, end);
+    }
+    YGGR_ASSERT(e->commit >= end);
 }
 
 void replication_maybe_commit(struct yggr_engine *e)
@@ -401,15 +427,18 @@ static bool append_valid(const struct yggr_msg *msg)
     if (req->from_storage || (req->entry_count > 0 && req->entries == NULL)) {
         return false;
     }
-    if ((req->prev.index == 0) != (req->prev.term == 0) || req->prev.term > msg->term) {
+    if ((req->prev.index == 0 && req->prev.term != 0) || req->prev.term > msg->term) {
         return false;
     }
     uint64_t term = req->prev.term;
     for (uint32_t k = 0; k < req->entry_count; k++) {
         const struct yggr_entry *en = &req->entries[k];
         if (en->index != req->prev.index + 1 + k || en->term < term || en->term > msg->term ||
-            en->term == 0 || en->type > YGGR_ENTRY_CONFIG || (en->len > 0 && en->data == NULL)) {
+            en->type > YGGR_ENTRY_CONFIG || (en->len > 0 && en->data == NULL)) {
             return false;
+        }
+        if (en->term == 0 && en->type != YGGR_ENTRY_CONFIG) {
+            return false; /* term 0 is reserved for the bootstrap configuration */
         }
         if (en->type == YGGR_ENTRY_CONFIG &&
             (en->node == 0 || en->change < YGGR_CHANGE_ADD_VOTER ||
@@ -499,7 +528,7 @@ static uint64_t process_entries(struct yggr_engine *e, const struct yggr_msg_app
             }
             truncate_at(e, en->index);
         }
-        if (!append_and_track(e, en, evict_limit(e))) {
+        if (!replication_append_entry(e, en, evict_limit(e))) {
             break; /* out of room: accept a prefix, claim less */
         }
         e->m.entries_appended++;
@@ -516,16 +545,18 @@ static bool prefix_matches(struct yggr_engine *e, const struct yggr_msg *msg)
     if (prev <= e->commit) {
         return true;
     }
+    if (!log_knows(&e->log, prev)) {
+        reply_append(e, msg->from, false, e->log.last + 1, 0, req->round);
+        return false;
+    }
     uint64_t t = log_term_at(&e->log, prev);
     if (t == req->prev.term) {
         return true;
     }
-    if (t == 0) {
-        reply_append(e, msg->from, false, e->log.last + 1, 0, req->round);
-    } else {
-        uint64_t hint = log_term_first(&e->log, prev);
-        reply_append(e, msg->from, false, hint > e->commit ? hint : e->commit + 1, t, req->round);
-    }
+    /* prev > commit >= the bootstrap prefix, so our entry there has a real term. */
+    YGGR_ASSERT(t != 0 && prev >= e->log.first);
+    uint64_t hint = log_term_first(&e->log, prev);
+    reply_append(e, msg->from, false, hint > e->commit ? hint : e->commit + 1, t, req->round);
     return false;
 }
 
@@ -550,6 +581,7 @@ void replication_receive_append(struct yggr_engine *e, const struct yggr_msg *ms
         return;
     }
     uint64_t verified = process_entries(e, req);
+    replication_commit_bootstrap(e);
     uint64_t commit = min_u64(req->leader_commit, verified);
     if (commit > e->commit) {
         replication_advance_commit(e, commit);
@@ -570,10 +602,17 @@ void replication_receive_append(struct yggr_engine *e, const struct yggr_msg *ms
  * Leader: AppendEntries responses
  * ---------------------------------------------------------------------------------- */
 
-static void on_success(struct yggr_engine *e, struct progress *p, uint64_t index)
+static void on_success(struct yggr_engine *e, struct progress *p, uint64_t index,
+                       uint64_t round)
 {
     bool at_probe = p->state == YGGR_PROGRESS_PROBE && index + 1 == p->next;
     bool moved = progress_record_success(p, index, e->tick);
+    if (!moved && !at_probe) {
+        return; /* stale (reordered, duplicated): says nothing new, so sends nothing (F7) */
+    }
+    if (moved && round > p->success_round) {
+        p->success_round = round;
+    }
     p->probe_sent = false;
     if (p->state == YGGR_PROGRESS_PROBE && (moved || at_probe)) {
         progress_become_replicate(p, e->tick);
@@ -597,6 +636,14 @@ static void on_conflict(struct yggr_engine *e, struct progress *p,
                         const struct yggr_msg_append_response *r)
 {
     if (p->state == YGGR_PROGRESS_SNAPSHOT) {
+        return;
+    }
+    /* A rejection of a request sent in a round before the last success that moved match
+     * is stale: every entry above match went out in that round or later, so a real gap
+     * shows up as a rejection of such a round. Demoting a replicating peer on a stale one
+     * resends what it holds and restarts the window (sim F7). Without a round (reference
+     * peers) every rejection counts. */
+    if (p->state == YGGR_PROGRESS_REPLICATE && r->round != 0 && r->round < p->success_round) {
         return;
     }
     uint64_t next = r->hint > 0 ? r->hint : 1;
@@ -654,7 +701,7 @@ void replication_receive_append_response(struct yggr_engine *e, const struct ygg
     }
     replication_credit_round(e, p, round);
     if (r->success) {
-        on_success(e, p, cap);
+        on_success(e, p, cap, r->round);
     } else {
         on_conflict(e, p, r);
     }

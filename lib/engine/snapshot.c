@@ -13,17 +13,22 @@
  *
  * Leader: a peer whose next entry is compacted goes to SNAPSHOT state. Chunks stream back
  * to back, up to snapshot_chunks_inflight ahead of the acknowledged offset (8.3 #28). A
- * response's next_offset acknowledges; a next_offset below (or equal to, with more in
- * flight) the acknowledged offset restarts from there — INCLUDING 0 (the follower lost its
- * partial transfer, 8.2 #17). A transfer without any response for one minimum election
- * timeout resends from the acknowledged offset. done => match = snapshot index.
+ * response's next_offset acknowledges, even beyond what was sent (the follower holds those
+ * bytes: skip ahead); a next_offset below (or equal to, with more in flight) the
+ * acknowledged offset restarts from there — INCLUDING 0 (the follower lost its partial
+ * transfer, 8.2 #17) — at most once per tick, since reordered and duplicated
+ * acknowledgements say the same (sim F10). A transfer without any response for one minimum
+ * election timeout resends from the acknowledged offset. done => match = snapshot index.
+ * A snapshot may have term 0 (it covers only bootstrap entries).
  *
  *   follower chunk states:  idle ──offset 0──▶ receiving ──done chunk──▶ installing
  *                              ▲                  │ gap: reply expected       │
  *                              └──────────────────┴──── SNAPSHOT_PERSISTED ◀──┘
  *
- * Follower: a chunk at offset 0 (re)starts a transfer; a gap replies next_offset =
- * expected; non-final chunks are acknowledged at once. The final chunk is handed out with
+ * Follower: a chunk at offset 0 (re)starts a transfer; a transfer is ONE leader's byte
+ * stream in ONE term (another node's snapshot with the same id need not have the same
+ * bytes, sim F6), so a chunk of another leader or term at offset > 0 asks for a restart; a
+ * gap replies next_offset = expected; non-final chunks are acknowledged at once. The final chunk is handed out with
  * `done`; on SNAPSHOT_PERSISTED the engine installs it (keeps the log tail only when it
  * matches at the snapshot index), emits APPLY_SNAPSHOT and only then answers done. Every
  * non-rejection reply waits for the durable term.
@@ -45,10 +50,12 @@ static bool same_id(struct yggr_log_id a, struct yggr_log_id b)
 void snapshot_taken(struct yggr_engine *e, struct yggr_log_id last, uint64_t size)
 {
     const struct yggr_membership *cfg = config_at(&e->conf, last.index);
-    if (last.index <= e->log.snap.index || last.index > e->applied || last.term == 0 ||
-        log_term_at(&e->log, last.index) != last.term || cfg == NULL) {
+    if (last.index <= e->log.snap.index || last.index > e->applied ||
+        !log_knows(&e->log, last.index) || log_term_at(&e->log, last.index) != last.term ||
+        cfg == NULL) {
         return; /* stale, not applied yet, or unknown: ignored */
     }
+    /* last.term may be 0: a snapshot of the bootstrap entries alone is a snapshot too. */
     e->snap.last = last;
     e->snap.size = size;
     e->snap.config = *cfg;
@@ -156,13 +163,20 @@ static void on_chunk_ack(struct yggr_engine *e, struct progress *p,
         return;
     }
     p->stall_tick = e->tick;
-    if (r->next_offset < p->snap_acked ||
-        (r->next_offset == p->snap_acked && p->snap_sent > p->snap_acked)) {
-        p->snap_sent = r->next_offset; /* restart from there (0 included) */
-        p->snap_acked = r->next_offset;
+    uint64_t next = r->next_offset;
+    if (next > p->snap_acked) {
+        p->snap_acked = next; /* it holds [0, next): nothing below is sent again */
+        if (p->snap_sent < next) {
+            p->snap_sent = next;
+        }
+    } else if ((next < p->snap_acked || p->snap_sent > next) && p->snap_rewind_tick != e->tick) {
+        /* Restart from there: it lost its transfer (offset 0 included, REFERENCE 8.2 #17)
+         * or a chunk in flight (a gap). At most once per tick: reordered and duplicated
+         * acknowledgements say the same, and each restart resends the window. */
+        p->snap_sent = next;
+        p->snap_acked = next;
         p->snap_done_sent = false;
-    } else if (r->next_offset <= p->snap_sent) {
-        p->snap_acked = r->next_offset;
+        p->snap_rewind_tick = e->tick;
     }
     snapshot_send(e, p);
 }
@@ -245,7 +259,7 @@ static bool request_valid(const struct yggr_msg *msg)
 {
     const struct yggr_msg_snapshot_request *req = &msg->as.snapshot;
     const struct yggr_membership *c = req->config;
-    if (req->leader_id != msg->from || req->last.index == 0 || req->last.term == 0 ||
+    if (req->leader_id != msg->from || req->last.index == 0 ||
         req->last.term > msg->term || (req->len > 0 && req->data == NULL) || c == NULL ||
         req->offset > UINT64_MAX - req->len) {
         return false;
@@ -269,13 +283,18 @@ static bool request_valid(const struct yggr_msg *msg)
 static bool accept_chunk(struct yggr_engine *e, const struct yggr_msg *msg)
 {
     const struct yggr_msg_snapshot_request *req = &msg->as.snapshot;
-    if (!e->in.active || !same_id(e->in.last, req->last)) {
+    /* A transfer is one leader's byte stream in one term: the same (index, term) taken by
+     * another node is the same state but not necessarily the same bytes (sim F6). */
+    if (!e->in.active || !same_id(e->in.last, req->last) || e->in.src_leader != msg->from ||
+        e->in.src_term != msg->term) {
         if (req->offset != 0) {
             queue_reply(e, msg->from, req->last, 0, false); /* unknown transfer: restart */
             return false;
         }
         e->in.active = true;
         e->in.last = req->last;
+        e->in.src_leader = msg->from;
+        e->in.src_term = msg->term;
         e->in.leader_commit = 0;
     }
     if (req->offset == 0) {
@@ -409,8 +428,8 @@ void snapshot_persisted(struct yggr_engine *e, struct yggr_log_id last)
 void snapshot_hint(struct yggr_engine *e)
 {
     uint64_t floor = e->log.snap.index;
-    if (e->applied <= floor) {
-        return;
+    if (e->applied <= floor || e->applied <= log_bootstrap_end(&e->log)) {
+        return; /* nothing new, or only bootstrap entries (a snapshot needs a real term) */
     }
     bool fire = false;
     uint64_t t = e->cfg.snapshot_threshold_entries;
