@@ -452,18 +452,25 @@ static void drain_doorbell(struct yggr_storage *s)
     YGGR_ASSERT(n == (ssize_t)sizeof(v) || (n < 0 && errno == EAGAIN));
 }
 
-/* Block until something happens. Only with no phase in flight do we ask to be woken by
- * the doorbell: a phase in flight ends with a completion anyway. */
-static int wait_for_work(struct yggr_storage *s)
+/* Block until something can change (no phase was started this round). Only with no phase
+ * in flight do we ask to be woken by the doorbell: a phase in flight ends with a
+ * completion anyway. */
+static int wait_for_work(struct yggr_storage *s, uint64_t head)
 {
-    if (s->phase != DISK_PHASE_IDLE) {
+    if (s->phase != DISK_PHASE_IDLE || (atomic_load(&s->stopping) && batch_prep_busy(s))) {
         return s->io->ops->run(s->io, -1, true);
     }
     atomic_store_explicit(&s->parked, 1, memory_order_seq_cst);
-    uint64_t head = atomic_load_explicit(&s->req_ring.head, memory_order_seq_cst);
-    bool work = head != s->req_cursor || atomic_load(&s->stopping);
+    uint64_t now = atomic_load_explicit(&s->req_ring.head, memory_order_seq_cst);
+    bool retry = now != head || atomic_load(&s->stopping);
+    if (!retry && now != s->req_cursor && !atomic_load(&s->failed)) {
+        /* Requests wait but could not start (no completion room, or the next segment is
+         * not prepared yet). Try again now that we are parked: whatever unblocks us later
+         * wakes us (poll() rings the doorbell, a preparation op completes). */
+        retry = start_phase(s, now);
+    }
     int rc = 0;
-    if (!work) {
+    if (!retry) {
         rc = s->io->ops->run(s->io, s->wake_fd, true);
     }
     atomic_store_explicit(&s->parked, 0, memory_order_seq_cst);
@@ -495,13 +502,14 @@ static void *disk_main(void *arg)
         if (!failed && s->phase == DISK_PHASE_IDLE) {
             started = start_phase(s, head);
         }
-        if (!failed && rc == 0 && !atomic_load(&s->stopping)) {
+        /* Prepare the next segment; when stopping, only if requests still need it. */
+        if (!failed && rc == 0 && (!atomic_load(&s->stopping) || head != s->req_cursor)) {
             batch_prep_step(s);
         }
         if (thread_done(s, head) || (rc < 0 && s->phase == DISK_PHASE_IDLE)) {
             break;
         }
-        int r = started ? s->io->ops->run(s->io, -1, false) : wait_for_work(s);
+        int r = started ? s->io->ops->run(s->io, -1, false) : wait_for_work(s, head);
         if (r < 0) {
             /* The ring itself failed (not an op): ops in flight are in an unknown state
              * and their memory may still be used by the kernel. Nothing safe remains. */
@@ -511,6 +519,7 @@ static void *disk_main(void *arg)
     if (rc == 0) {
         s->io->ops->thread_exit(s->io);
     }
+    atomic_store_explicit(&s->exited, 1, memory_order_release);
     return NULL;
 }
 
@@ -724,7 +733,7 @@ static void disk_release(struct yggr_storage *s, struct yggr_storage_done *done)
 {
     YGGR_ASSERT(s != NULL && done != NULL);
     if (done->type == YGGR_STORAGE_READ_DONE && done->entries != NULL) {
-        read_result_free((struct disk_read_result *)(uintptr_t)done->entries);
+        read_release_entries(done->entries);
     } else if (done->type == YGGR_STORAGE_SNAP_READ_DONE) {
         yggr_buf_release(done->buf);
     }
@@ -772,6 +781,15 @@ static void disk_close(struct yggr_storage *s)
         uint64_t one = 1;
         ssize_t n = write(s->wake_fd, &one, sizeof(one));
         YGGR_ASSERT(n == (ssize_t)sizeof(one) || errno == EAGAIN);
+        /* The worker completes every request first; it may need completion room, so
+         * keep draining completions until it is gone. */
+        while (!atomic_load_explicit(&s->exited, memory_order_acquire)) {
+            struct yggr_storage_done done;
+            while (disk_poll(s, &done)) {
+                disk_release(s, &done);
+            }
+            usleep(200);
+        }
         pthread_join(s->thread, NULL);
     }
     drain_leftovers(s);

@@ -223,6 +223,7 @@ struct yggr_storage {
     _Atomic int parked;                /* disk thread is about to block or blocked */
     _Atomic int stopping;
     _Atomic int failed;                /* sticky error state entered */
+    _Atomic int exited;                /* the disk thread returned */
     yggr_wake_fn wake;
     void *wake_ctx;
     pthread_t thread;
@@ -285,6 +286,8 @@ int batch_drop_segment(struct yggr_storage *s, uint32_t k);
 uint32_t read_start(struct yggr_storage *s, uint64_t req_avail);
 bool read_snap_start(struct yggr_storage *s);
 void read_result_free(struct disk_read_result *r);
+/* Free the READ_DONE result whose entries array is `entries`. */
+void read_release_entries(const struct yggr_entry *entries);
 void read_fill_done(const struct disk_done *done, struct yggr_storage_done *out);
 
 /* snapshot.c: the apply thread's ops of the vtable, then the disk thread's side. */

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,13 @@ void read_result_free(struct disk_read_result *r)
     }
     free(r->ranges);
     free(r);
+}
+
+void read_release_entries(const struct yggr_entry *entries)
+{
+    YGGR_ASSERT(entries != NULL);
+    uintptr_t base = (uintptr_t)entries - offsetof(struct disk_read_result, entries);
+    read_result_free((struct disk_read_result *)base);
 }
 
 void read_fill_done(const struct disk_done *done, struct yggr_storage_done *out)

@@ -472,7 +472,9 @@ static int scan_segments(struct rec_ctx *c)
         return rc > -4096 ? fail(c, YGGR_ERR_IO, "%s: cannot list: %s", s->log_dir,
                                  strerror(-rc)) : rc;
     }
-    qsort(c->segs, c->seg_count, sizeof(c->segs[0]), cmp_u64);
+    if (c->seg_count > 1) {
+        qsort(c->segs, c->seg_count, sizeof(c->segs[0]), cmp_u64);
+    }
     uint64_t prev_term = 0;
     for (uint32_t k = 0; k < c->seg_count; k++) {
         rc = scan_one(c, k, &prev_term);
