@@ -471,6 +471,12 @@ static int64_t fault_names(struct fault_io *f, struct io_op *op)
         int64_t rc = io_syscall(op);
         if (rc == 0) {
             add_name(f, NAME_RENAME, op->path, op->path2, trash);
+            for (int fd = 0; fd < FAULT_MAX_FDS; fd++) { /* path filters follow the file */
+                if (f->fd_path[fd] != NULL && strcmp(f->fd_path[fd], op->path) == 0) {
+                    free(f->fd_path[fd]);
+                    f->fd_path[fd] = dup_str(op->path2);
+                }
+            }
         } else if (trash != NULL) {
             unlink(trash);
             free(trash);
