@@ -877,8 +877,8 @@ static void apply_defaults(struct storage_options *o)
     o->queue_requests = (uint32_t)next_pow2(o->queue_requests < 64 ? 64 : o->queue_requests);
     o->tail_entries = o->tail_entries == 0 ? 4096 : o->tail_entries;
     o->tail_bytes = o->tail_bytes == 0 ? 16u << 20 : o->tail_bytes;
-    o->prep_chunk_bytes = o->prep_chunk_bytes == 0 ? 256u << 10 : o->prep_chunk_bytes;
-    o->batch_bytes = o->batch_bytes == 0 ? 1u << 20 : o->batch_bytes;
+    o->prep_chunk_bytes = o->prep_chunk_bytes == 0 ? 1u << 20 : o->prep_chunk_bytes;
+    o->batch_bytes = o->batch_bytes == 0 ? 4u << 20 : o->batch_bytes;
 }
 
 static int set_paths(struct yggr_storage *s, const char *dir)

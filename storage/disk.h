@@ -157,7 +157,7 @@ struct disk_batch {
 enum disk_prep_state {
     DISK_PREP_NONE = 0,                /* open(next.prep, O_CREAT | O_EXCL) */
     DISK_PREP_ALLOCATE,                /* fallocate(segment_bytes) */
-    DISK_PREP_ZERO,                    /* write zeros, prep_chunk_bytes per step, RWF_DSYNC */
+    DISK_PREP_ZERO,                    /* write zeros, prep_chunk_bytes per step */
     DISK_PREP_SYNC,                    /* fsync the file (size, allocation) */
     DISK_PREP_RENAME,                  /* rename next.prep -> next.ready */
     DISK_PREP_SYNC_DIR,                /* fsync log/ */

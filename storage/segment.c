@@ -15,7 +15,7 @@
  * Lifecycle of a segment file (function that makes each transition in brackets):
  *
  *      (none) --[prep_step: open O_EXCL, fallocate]--> next.prep
- *      next.prep --[prep_step: zero 256 KiB per step with RWF_DSYNC, fsync]--> (zeroed)
+ *      next.prep --[prep_step: write zeros, 1 MiB per step; then fsync]--> (zeroed)
  *      (zeroed) --[prep_step: rename, fsync log/]--> next.ready
  *      next.ready --[batch_build: header + first records; fdatasync;
  *                   rename to <F>.seg; fsync log/]--> ACTIVE

@@ -25,8 +25,8 @@ struct storage_options {
     enum storage_sync_mode sync_mode;
     uint32_t tail_entries;           /* recovery's `tail`: newest entries; default 4096 */
     uint64_t tail_bytes;             /* ... and at most this much payload; default 16 MiB */
-    uint32_t prep_chunk_bytes;       /* zeroing step of the next segment; default 256 KiB */
-    uint32_t batch_bytes;            /* write staging arena per batch; default 1 MiB */
+    uint32_t prep_chunk_bytes;       /* zeroing step of the next segment; default 1 MiB */
+    uint32_t batch_bytes;            /* write staging arena per batch; default 4 MiB */
 };
 
 /* Fill `out` from the public options (defaults applied to zero fields). The sync mode
