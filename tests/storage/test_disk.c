@@ -772,3 +772,75 @@ Test(disk, submit_reports_busy_when_the_queue_is_full_and_rejects_bad_requests)
     st_free_entries(big, 1);
     st_cleanup(&t);
 }
+
+static void cut_file(const struct st *t, const char *rel, off_t size)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", t->dir, rel);
+    cr_assert(eq(int, truncate(path, size), 0), "%s", path);
+}
+
+Test(disk, reference_ports_truncating_empty_storage_and_malformed_files)
+{
+    YGGR_REQUIRE_IO();
+    struct st t;
+    st_init(&t, "refport", 0);
+    st_open(&t, false);
+    struct yggr_log_id id = st_append(&t, 1, 1, 0, 1, 10); /* truncate an empty log: no-op */
+    cr_expect(eq(u64, id.index, 0));
+    write_snapshot(&t, 3, 1, 4000);
+    st_close(&t);
+    st_open(&t, false); /* snapshot only, no log: appends continue after it */
+    cr_expect(eq(u64, t.state.recovered.first_index, 4));
+    st_append(&t, 0, 4, 3, 1, 10);
+    st_close(&t);
+    char hs_path[512];
+    snprintf(hs_path, sizeof(hs_path), "%s/hardstate", t.dir);
+    uint8_t hs[1024];
+    FILE *f = fopen(hs_path, "rb");
+    cr_assert(eq(sz, fread(hs, 1, sizeof(hs), f), sizeof(hs)));
+    fclose(f);
+    cut_file(&t, "hardstate", 17); /* the reference's 17-byte hard state */
+    cr_assert(eq(int, st_try_open(&t, false), YGGR_ERR_CORRUPT));
+    cr_expect(ne(ptr, strstr(t.why, "size 17 bytes, expected 1024"), NULL), "%s", t.why);
+    st_close(&t);
+    f = fopen(hs_path, "wb");
+    cr_assert(eq(sz, fwrite(hs, 1, sizeof(hs), f), sizeof(hs)));
+    fclose(f);
+    char snap[128];
+    snprintf(snap, sizeof(snap), "snap-%020d-%020d", 3, 1);
+    cut_file(&t, snap, 1024 + 100);
+    cr_assert(eq(int, st_try_open(&t, false), YGGR_ERR_CORRUPT));
+    cr_expect(ne(ptr, strstr(t.why, snap), NULL), "%s", t.why);
+    cr_expect(ne(ptr, strstr(t.why, "1124 bytes"), NULL), "%s", t.why);
+    st_close(&t);
+    cut_file(&t, snap, 100);
+    cr_assert(eq(int, st_try_open(&t, false), YGGR_ERR_CORRUPT));
+    cr_expect(ne(ptr, strstr(t.why, "shorter than the 1024-byte header"), NULL), "%s", t.why);
+    st_cleanup(&t);
+}
+
+Test(disk, a_missing_or_damaged_next_segment_is_prepared_again)
+{
+    YGGR_REQUIRE_IO();
+    struct st t;
+    st_init(&t, "ready", 16u << 10);
+    st_open(&t, false);
+    st_append(&t, 0, 1, 10, 1, 10);
+    st_close(&t);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/log/next.ready", t.dir);
+    unlink(path); /* may not exist: close() does not wait for a preparation in progress */
+    st_open(&t, false);
+    cr_expect(eq(int, st_count_files(&t, "log", "next.ready"), 1));
+    st_close(&t);
+    st_flip(&t, "log/next.ready", 3, 0x11); /* a torn first batch into it */
+    st_open(&t, false);
+    cr_expect(eq(u64, t.state.temp_files_removed, 1));
+    st_append(&t, 0, 11, 400, 1, 10); /* rolls over into the re-prepared one and beyond */
+    st_close(&t);
+    st_open(&t, false);
+    cr_expect(eq(u64, t.state.recovered.last_index, 410));
+    st_check_log(&t, 1, 410, term1, NULL, 10);
+    st_cleanup(&t);
+}
