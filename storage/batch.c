@@ -178,6 +178,11 @@ static int apply_truncation(struct yggr_storage *s, uint64_t from)
 static int add_compact(struct yggr_storage *s, uint64_t below)
 {
     struct disk_batch *b = &s->batch;
+    struct yggr_log_id snap = {0, 0};
+    snapshot_registry_current(&s->snaps, &snap);
+    if (below > snap.index + 1) {
+        below = snap.index + 1; /* never open a gap between the snapshot and the log */
+    }
     uint32_t n = segment_log_compactable(&s->log, below);
     for (uint32_t k = 0; k < n; k++) { /* oldest first: a crash leaves a suffix */
         if (batch_drop_segment(s, k) < 0) {
@@ -383,6 +388,7 @@ static void add_write(struct yggr_storage *s, uint32_t stage, const char *file, 
     w->io.flags |= IO_LINK;
     struct disk_op *f = disk_stage_op(s, stage, file);
     io_prep_sync(&f->io, IO_FDATASYNC, fd);
+    f->io.offset = offset; /* not used by the call: names the range in error messages */
 }
 
 static void add_unlinks(struct yggr_storage *s, uint32_t stage, uint32_t from, uint32_t to,

@@ -160,8 +160,7 @@ void disk_fail(struct yggr_storage *s, int err, const char *fmt, ...)
     va_end(ap);
     s->fail_err = err;
     atomic_store_explicit(&s->failed, 1, memory_order_release);
-    struct disk_done done = {.type = YGGR_STORAGE_FAILED, .err = err};
-    done.tag = s->req_cursor; /* informational */
+    struct disk_done done = {.type = YGGR_STORAGE_FAILED, .err = err, .tag = s->last_tag};
     disk_push_done(s, &done);
 }
 

@@ -188,8 +188,11 @@ static int on_data_name(void *arg, const char *name)
         snprintf(path, sizeof(path), "%s/%s", c->s->dir, name);
         int rc = io_exec_unlink(c->s->io, path);
         c->out->temp_files_removed += rc == 0 ? 1 : 0;
-        return rc == 0 || rc == -ENOENT ? 0 : fail(c, io_err(rc), "%s: cannot remove: %s", path,
-                                                   strerror(-rc));
+        if (rc < 0 && rc != -ENOENT) {
+            c->err = fail(c, io_err(rc), "%s: cannot remove: %s", path, strerror(-rc));
+            return 1; /* stops the listing; c->err says why */
+        }
+        return 0;
     }
     if (format_parse_snap_name(name, &id) && c->snap_count < DISK_MAX_SNAPSHOTS) {
         c->snaps[c->snap_count++] = id;
@@ -254,10 +257,13 @@ static int cmp_id(const void *a, const void *b)
 static int load_snapshot(struct rec_ctx *c)
 {
     struct yggr_storage *s = c->s;
+    c->err = 0;
     int rc = s->io->ops->list(s->io, s->dir, on_data_name, c);
+    if (c->err < 0) {
+        return c->err;
+    }
     if (rc < 0) {
-        return rc > -4096 ? fail(c, YGGR_ERR_IO, "%s: cannot list: %s", s->dir, strerror(-rc))
-                          : rc;
+        return fail(c, YGGR_ERR_IO, "%s: cannot list: %s", s->dir, strerror(-rc));
     }
     if (c->snap_count == 0) {
         return 0;
@@ -290,7 +296,8 @@ static int on_log_name(void *arg, const char *name)
             uint32_t cap = c->seg_cap == 0 ? 64 : 2 * c->seg_cap;
             uint64_t *grown = realloc(c->segs, cap * sizeof(*grown));
             if (grown == NULL) {
-                return fail(c, YGGR_ERR_NOMEM, "out of memory listing %s", c->s->log_dir);
+                c->err = fail(c, YGGR_ERR_NOMEM, "out of memory listing %s", c->s->log_dir);
+                return 1;
             }
             c->segs = grown;
             c->seg_cap = cap;
@@ -303,7 +310,8 @@ static int on_log_name(void *arg, const char *name)
         snprintf(path, sizeof(path), "%s/%s", c->s->log_dir, name);
         int rc = io_exec_unlink(c->s->io, path);
         if (rc < 0 && rc != -ENOENT) {
-            return fail(c, io_err(rc), "%s: cannot remove: %s", path, strerror(-rc));
+            c->err = fail(c, io_err(rc), "%s: cannot remove: %s", path, strerror(-rc));
+            return 1;
         }
         c->out->temp_files_removed += rc == 0 ? 1 : 0;
     }
@@ -373,7 +381,7 @@ static int on_record(void *arg, const struct format_record *rec, uint64_t offset
         (!c->has_snap || rec->index > c->snap.meta.last.index)) {
         rc = add_config(c, rec);
     }
-    return rc < 0 ? (c->err = rc < -4096 ? rc : YGGR_ERR_NOMEM) : 0;
+    return rc < 0 ? (c->err = YGGR_ERR_NOMEM) : 0;
 }
 
 /* Zero the torn bytes [from, to) of the last segment and make that durable. */
@@ -463,14 +471,17 @@ static int scan_one(struct rec_ctx *c, uint32_t k, uint64_t *prev_term)
 static int scan_segments(struct rec_ctx *c)
 {
     struct yggr_storage *s = c->s;
+    c->err = 0;
     int rc = s->io->ops->list(s->io, s->log_dir, on_log_name, c);
+    if (c->err < 0) {
+        return c->err;
+    }
     if (rc == -ENOENT) {
         return fail(c, YGGR_ERR_CORRUPT, "%s: missing (created by bootstrap; refusing to "
                     "start without the log)", s->log_dir);
     }
     if (rc < 0) {
-        return rc > -4096 ? fail(c, YGGR_ERR_IO, "%s: cannot list: %s", s->log_dir,
-                                 strerror(-rc)) : rc;
+        return fail(c, YGGR_ERR_IO, "%s: cannot list: %s", s->log_dir, strerror(-rc));
     }
     if (c->seg_count > 1) {
         qsort(c->segs, c->seg_count, sizeof(c->segs[0]), cmp_u64);

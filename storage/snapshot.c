@@ -81,7 +81,7 @@ struct yggr_storage_snapshot_writer {
     uint64_t size;                     /* payload bytes accepted */
     uint64_t flushed;                  /* payload bytes in the file */
     uint32_t crc;
-    int err;                           /* sticky */
+    int sys_err;                       /* sticky: -errno of the first failed write */
     size_t used;
     uint8_t *buf;
 };
@@ -209,19 +209,20 @@ int snapshot_begin(struct yggr_storage *s, struct yggr_storage_snapshot_writer *
     return 0;
 }
 
+/* Write the staged bytes; 0 or -errno (sticky). */
 static int writer_flush(struct yggr_storage_snapshot_writer *w)
 {
-    if (w->err == 0 && w->used > 0) {
+    if (w->sys_err == 0 && w->used > 0) {
         int rc = io_exec_pwrite(w->s->io, w->fd, w->buf, w->used,
                                 FORMAT_SNAP_HEADER_BYTES + w->flushed);
         if (rc < 0) {
-            w->err = map_err(rc);
+            w->sys_err = rc;
         } else {
             w->flushed += w->used;
             w->used = 0;
         }
     }
-    return w->err;
+    return w->sys_err;
 }
 
 int snapshot_write(struct yggr_storage_snapshot_writer *w, const void *data, size_t len)
@@ -229,7 +230,7 @@ int snapshot_write(struct yggr_storage_snapshot_writer *w, const void *data, siz
     YGGR_ASSERT(w != NULL);
     YGGR_ASSERT(data != NULL || len == 0);
     const uint8_t *p = data;
-    while (w->err == 0 && len > 0) {
+    while (w->sys_err == 0 && len > 0) {
         size_t n = WRITER_STAGE_BYTES - w->used < len ? WRITER_STAGE_BYTES - w->used : len;
         memcpy(w->buf + w->used, p, n);
         w->crc = crc32c(w->crc, p, n);
@@ -241,7 +242,7 @@ int snapshot_write(struct yggr_storage_snapshot_writer *w, const void *data, siz
             writer_flush(w);
         }
     }
-    return w->err;
+    return w->sys_err == 0 ? 0 : map_err(w->sys_err);
 }
 
 static void writer_free(struct yggr_storage_snapshot_writer *w, bool remove)
@@ -289,12 +290,10 @@ int snapshot_commit(struct yggr_storage_snapshot_writer *w, const struct yggr_sn
         step = "directory fsync";
         rc = io_exec_sync_dir(s->io, s->dir);
     }
-    if (rc != 0) {
-        int err = rc < 0 && rc > -4096 ? map_err(rc) : rc;
-        snprintf(why, why_size, "%s: snapshot %s failed: %s", w->path, step,
-                 rc > -4096 ? strerror(-rc) : yggr_strerror(rc));
+    if (rc != 0) { /* rc is -errno here */
+        snprintf(why, why_size, "%s: snapshot %s failed: %s", w->path, step, strerror(-rc));
         writer_free(w, true);
-        return err;
+        return map_err(rc);
     }
     snapshot_registry_add(&s->snaps, meta->last);
     writer_free(w, false);

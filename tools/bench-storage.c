@@ -10,8 +10,8 @@
  *         `--inflight` writes in flight (capped at 64);
  *   yggr  APPEND requests of one entry each through yggr_disk_storage_create()'s vtable,
  *         keeping `--inflight` requests not yet reported durable; latency is measured from
- *         submit() to the DURABLE completion that covers the request; a COMPACT every
- *         second keeps the disk footprint bounded (whole segments only);
+ *         submit() to the DURABLE completion that covers the request (each case uses a
+ *         fresh directory, removed afterwards);
  *   raw@batch  O_DSYNC writes of yggr's mean batch size (bytes per DURABLE) at the same
  *         depth: the disk's bandwidth for the write size yggr actually issues.
  * Printed ratios: yggr/raw at the same entry size (what group commit buys over one durable
@@ -304,13 +304,6 @@ static bool yggr_submit(struct ybench *y, uint32_t size, uint64_t tag)
     struct yggr_storage_req req = {.type = YGGR_STORAGE_APPEND, .tag = tag};
     req.as.append.entries = &e;
     req.as.append.count = 1;
-    if (tag % 50000 == 0) { /* keep the footprint bounded: whole segments only */
-        struct yggr_storage_req c = {.type = YGGR_STORAGE_COMPACT, .tag = tag - 1};
-        c.as.compact.below = tag > 100000 ? tag - 100000 : 1;
-        if (y->ops->submit(y->s, &c) != 0) {
-            return false;
-        }
-    }
     int rc = y->ops->submit(y->s, &req);
     if (rc == 0) {
         y->submitted[tag % y->ring] = now_s();
