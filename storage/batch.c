@@ -488,6 +488,20 @@ static int build_ops(struct yggr_storage *s)
     return 0;
 }
 
+bool batch_log_matches(const struct yggr_storage *s, struct yggr_log_id id)
+{
+    YGGR_ASSERT(id.index > 0);
+    if (id.index >= s->log.first && id.index <= s->log.last) {
+        return segment_log_term(&s->log, id.index) == id.term;
+    }
+    if (id.index == s->base.index) {
+        return s->base.term == id.term; /* the snapshot (or entry) the log starts after */
+    }
+    /* Below the base: compacted under one of our snapshots, hence committed, hence equal
+     * to the entry any leader's snapshot has there (log matching). Past the end: no. */
+    return id.index < s->base.index;
+}
+
 static struct yggr_log_id last_id(const struct yggr_storage *s)
 {
     if (segment_log_empty(&s->log)) {

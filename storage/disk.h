@@ -280,6 +280,10 @@ bool batch_start(struct yggr_storage *s, uint64_t req_avail);
 void batch_prep_step(struct yggr_storage *s);
 bool batch_prep_busy(const struct yggr_storage *s);
 int batch_add_unlink(struct yggr_storage *s, const char *path);
+/* Does the log hold (index, term)? The entry the log starts after counts (its term is
+ * known from the snapshot or the compaction that removed it), and so do compacted
+ * (committed) entries below it. The install rule of engine.h uses this. */
+bool batch_log_matches(const struct yggr_storage *s, struct yggr_log_id id);
 int batch_drop_segment(struct yggr_storage *s, uint32_t k);
 
 /* read.c */

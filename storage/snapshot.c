@@ -499,7 +499,7 @@ static void add_install(struct yggr_storage *s)
     op->io.flags |= IO_LINK;
     io_prep_sync(&disk_stage_op(s, 2, s->dir)->io, IO_FSYNC, s->dir_fd);
     struct yggr_log_id last = in->meta.last;
-    bool match = segment_log_term(&s->log, last.index) == last.term;
+    bool match = batch_log_matches(s, last);
     s->batch.unlink_count = 0;
     if (!match) {
         for (uint32_t k = s->log.seg_count; k-- > 0;) { /* newest first */

@@ -564,6 +564,11 @@ Test(disk, incoming_snapshot_with_a_mismatched_boundary_wipes_the_log)
     cr_expect(eq(u64, t.state.recovered.last_index, 310));
     struct yggr_log_id id = st_append(&t, 0, 311, 5, 3, 100);
     cr_expect(eq(u64, id.index, 315));
+    /* The same snapshot again: the log starts right after it, so it matches and stays. */
+    install(&t, 310, 3, 20000, false);
+    cr_assert(eq(int, storage_sync_read(t.s, 311, 10, 0, &d), 0));
+    cr_expect(eq(u32, d.count, 5), "the tail after a matching snapshot is kept");
+    t.ops->release(t.s, &d);
     install(&t, 400, 3, 1000, false); /* past our log: discard it too */
     st_close(&t);
     st_open(&t, false);
