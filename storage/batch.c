@@ -111,6 +111,7 @@ static void flush_arena(struct disk_batch *b)
 
 int batch_add_unlink(struct yggr_storage *s, const char *path)
 {
+    YGGR_ASSERT(path != NULL && path[0] == '/');
     struct disk_batch *b = &s->batch;
     if (b->unlink_count == b->unlink_cap) {
         uint32_t cap = b->unlink_cap == 0 ? 16 : 2 * b->unlink_cap;
@@ -177,6 +178,7 @@ static int apply_truncation(struct yggr_storage *s, uint64_t from)
 
 static int add_compact(struct yggr_storage *s, uint64_t below)
 {
+    YGGR_ASSERT(s->phase == DISK_PHASE_IDLE);
     struct disk_batch *b = &s->batch;
     struct yggr_log_id snap = {0, 0};
     snapshot_registry_current(&s->snaps, &snap);
@@ -255,6 +257,8 @@ static struct segment *roll_over(struct yggr_storage *s, uint64_t first_index)
 /* The segment the next record (`size` bytes) goes to; NULL when the batch must stop. */
 static struct segment *target(struct yggr_storage *s, uint64_t index, uint32_t size)
 {
+    YGGR_ASSERT(index == s->log.last + 1);
+    YGGR_ASSERT(size >= FORMAT_REC_HEADER_BYTES);
     struct disk_batch *b = &s->batch;
     struct segment *seg = segment_log_active(&s->log);
     if (seg != NULL && seg->end + size <= seg->size) {
@@ -331,6 +335,8 @@ static void complete_request(struct yggr_storage *s, const struct disk_req *req)
 /* Take requests into the batch; returns false when not even a part of one fits. */
 static bool collect(struct yggr_storage *s, uint64_t avail)
 {
+    YGGR_ASSERT(avail > 0);
+    YGGR_ASSERT(s->batch.req_end == s->req_cursor);
     struct disk_batch *b = &s->batch;
     uint64_t end = s->req_cursor + avail;
     bool compacted = false;
@@ -413,6 +419,8 @@ static void add_sync_dir(struct yggr_storage *s, uint32_t stage)
 /* Stage 2 (and 3): zero the truncated region in writes of at most 4 MiB. */
 static void add_zeroing(struct yggr_storage *s)
 {
+    YGGR_ASSERT(s->batch.trunc_zero);
+    YGGR_ASSERT(s->batch.zero_offset < s->batch.zero_end);
     struct disk_batch *b = &s->batch;
     for (uint64_t off = b->zero_offset; off < b->zero_end; off += ZERO_OP_BYTES) {
         uint64_t len = b->zero_end - off < ZERO_OP_BYTES ? b->zero_end - off : ZERO_OP_BYTES;
@@ -451,6 +459,9 @@ static void batch_finish(struct yggr_storage *s);
 
 static int build_ops(struct yggr_storage *s)
 {
+    YGGR_ASSERT(s->st.pending == 0);
+    YGGR_ASSERT(s->phase == DISK_PHASE_WRITE);
+    YGGR_ASSERT(!s->batch.has_data || s->batch.write_bytes > 0 || s->batch.arena_used > 0);
     struct disk_batch *b = &s->batch;
     uint32_t zero_ops = (uint32_t)((b->zero_end - b->zero_offset + ZERO_OP_BYTES - 1) /
                                    ZERO_OP_BYTES);
@@ -640,6 +651,7 @@ static void prep_zero(struct yggr_storage *s, struct disk_op *op)
 
 void batch_prep_step(struct yggr_storage *s)
 {
+    YGGR_ASSERT(s != NULL);
     struct disk_prep *p = &s->prep;
     if (p->in_flight || p->state == DISK_PREP_READY || p->blocked) {
         return;

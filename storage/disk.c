@@ -215,6 +215,7 @@ int disk_map_errno(enum io_op_type type, int64_t result, bool *retry)
 
 int disk_stages_reserve(struct yggr_storage *s, uint32_t ops)
 {
+    YGGR_ASSERT(ops < (1u << 24)); /* bounded by queue sizes */
     struct disk_stages *st = &s->st;
     YGGR_ASSERT(st->pending == 0); /* only between phases */
     if (ops <= st->op_cap) {
@@ -271,6 +272,8 @@ static void submit_op(struct yggr_storage *s, struct disk_op *op)
 /* Submit the next stage that has ops; false when none is left. */
 static bool submit_next_stage(struct yggr_storage *s)
 {
+    YGGR_ASSERT(s->st.pending == 0);
+    YGGR_ASSERT(s->st.op_count <= s->st.op_cap);
     struct disk_stages *st = &s->st;
     while (st->stage < DISK_STAGES) {
         uint32_t begin = st->stage_begin[st->stage];
@@ -300,6 +303,8 @@ void disk_stages_start(struct yggr_storage *s)
  * chain members the kernel cancelled behind them. Returns how many were resubmitted. */
 static uint32_t resubmit_retries(struct yggr_storage *s)
 {
+    YGGR_ASSERT(s->st.pending == 0);
+    YGGR_ASSERT(s->st.stage < DISK_STAGES);
     struct disk_stages *st = &s->st;
     uint32_t count = 0;
     bool carry = false; /* the previous linked op is being resubmitted */
@@ -323,6 +328,8 @@ static uint32_t resubmit_retries(struct yggr_storage *s)
  * *retry tells the caller to resubmit it (EINTR/EAGAIN). */
 bool disk_check_op(struct yggr_storage *s, struct disk_op *op, bool *retry)
 {
+    YGGR_ASSERT(op != NULL && retry != NULL);
+    YGGR_ASSERT(!op->in_use);
     int64_t r = op->io.result;
     *retry = false;
     if (r == -ECANCELED) {
@@ -351,6 +358,8 @@ bool disk_check_op(struct yggr_storage *s, struct disk_op *op, bool *retry)
 
 static void stage_complete(struct yggr_storage *s)
 {
+    YGGR_ASSERT(s->st.pending == 0);
+    YGGR_ASSERT(s->st.stage < DISK_STAGES);
     struct disk_stages *st = &s->st;
     bool ok = true;
     for (uint32_t i = st->stage_begin[st->stage]; i < st->stage_begin[st->stage + 1]; i++) {
@@ -402,6 +411,8 @@ void disk_consume(struct yggr_storage *s, uint64_t req_end, uint64_t entry_end)
 /* Failed state: drop every available request without completing it. */
 static void drop_requests(struct yggr_storage *s, uint64_t head)
 {
+    YGGR_ASSERT(s->phase == DISK_PHASE_IDLE);
+    YGGR_ASSERT(head >= s->req_cursor);
     uint64_t entry_end = s->entry_cursor;
     for (uint64_t r = s->req_cursor; r < head; r++) {
         struct disk_req *req = &s->reqs[r & s->req_ring.mask];
@@ -456,6 +467,7 @@ static void drain_doorbell(struct yggr_storage *s)
  * completion anyway. */
 static int wait_for_work(struct yggr_storage *s, uint64_t head)
 {
+    YGGR_ASSERT(head >= s->req_cursor);
     if (s->phase != DISK_PHASE_IDLE || (atomic_load(&s->stopping) && batch_prep_busy(s))) {
         return s->io->ops->run(s->io, -1, true);
     }
@@ -485,6 +497,7 @@ static bool thread_done(struct yggr_storage *s, uint64_t head)
 
 static void *disk_main(void *arg)
 {
+    YGGR_ASSERT(arg != NULL);
     struct yggr_storage *s = arg;
     pthread_setname_np(pthread_self(), "yggr-disk");
     int rc = s->io->ops->thread_init(s->io, RING_DEPTH);
@@ -582,6 +595,8 @@ static int validate_append(const struct yggr_storage *s, const struct yggr_stora
  * payloads without a buf are copied (slow path; the runtime always passes bufs). */
 static int copy_entry(struct yggr_entry *dst, const struct yggr_entry *src)
 {
+    YGGR_ASSERT(dst != NULL && src != NULL);
+    YGGR_ASSERT(src->type <= YGGR_ENTRY_CONFIG);
     *dst = *src;
     if (src->type == YGGR_ENTRY_NOOP || src->len == 0) {
         dst->data = NULL;
@@ -606,6 +621,8 @@ static int copy_entry(struct yggr_entry *dst, const struct yggr_entry *src)
 static int enqueue_entries(struct yggr_storage *s, const struct yggr_storage_req *req,
                            struct disk_req *slot)
 {
+    YGGR_ASSERT(req->type == YGGR_STORAGE_APPEND);
+    YGGR_ASSERT(slot != NULL);
     uint32_t n = req->as.append.count;
     uint64_t tail = atomic_load_explicit(&s->entry_ring.tail, memory_order_acquire);
     if (s->entry_head + n - tail > s->entry_ring.mask + 1) {
@@ -631,6 +648,8 @@ static int enqueue_entries(struct yggr_storage *s, const struct yggr_storage_req
 static int fill_request(struct yggr_storage *s, const struct yggr_storage_req *req,
                         struct disk_req *slot)
 {
+    YGGR_ASSERT(s != NULL && req != NULL);
+    YGGR_ASSERT(slot != NULL);
     memset(slot, 0, sizeof(*slot));
     slot->type = req->type;
     slot->tag = req->tag;
@@ -745,6 +764,7 @@ static void disk_release(struct yggr_storage *s, struct yggr_storage_done *done)
 /* close(): give back whatever is still queued in either direction. */
 static void drain_leftovers(struct yggr_storage *s)
 {
+    YGGR_ASSERT(!s->started || atomic_load(&s->exited));
     struct yggr_storage_done done;
     while (disk_poll(s, &done)) {
         disk_release(s, &done);
@@ -863,6 +883,7 @@ static const struct yggr_storage_ops disk_ops = {
 
 static void apply_defaults(struct storage_options *o)
 {
+    YGGR_ASSERT(o != NULL);
     if (o->segment_bytes == 0) {
         o->segment_bytes = 64u << 20;
     }
@@ -882,6 +903,8 @@ static void apply_defaults(struct storage_options *o)
 
 static int set_paths(struct yggr_storage *s, const char *dir)
 {
+    YGGR_ASSERT(s != NULL);
+    YGGR_ASSERT(dir != NULL);
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/') {
         n--;
@@ -903,6 +926,8 @@ static int set_paths(struct yggr_storage *s, const char *dir)
 
 static int alloc_buffers(struct yggr_storage *s)
 {
+    YGGR_ASSERT(s->reqs == NULL);
+    YGGR_ASSERT((s->opt.queue_entries & (s->opt.queue_entries - 1)) == 0);
     const struct storage_options *o = &s->opt;
     s->reqs = calloc(o->queue_requests, sizeof(*s->reqs));
     s->entries = calloc(o->queue_entries, sizeof(*s->entries));

@@ -135,6 +135,8 @@ static void put_membership(uint8_t *counts, uint8_t *ids, const struct yggr_memb
 
 static bool get_membership(const uint8_t *counts, const uint8_t *ids, struct yggr_membership *m)
 {
+    YGGR_ASSERT(counts != NULL && ids != NULL);
+    YGGR_ASSERT(m != NULL);
     memset(m, 0, sizeof(*m));
     m->voter_count = format_get_u32(counts);
     m->learner_count = format_get_u32(counts + 4);
@@ -506,6 +508,8 @@ void format_segment_name(char out[FORMAT_SEG_NAME_LEN + 1], uint64_t first_index
 
 static bool parse_digits(const char *s, size_t n, uint64_t *out)
 {
+    YGGR_ASSERT(s != NULL && out != NULL);
+    YGGR_ASSERT(n <= 20);
     uint64_t v = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9') {

@@ -94,6 +94,8 @@ void read_fill_done(const struct disk_done *done, struct yggr_storage_done *out)
 static uint32_t clip_count(const struct segment_log *log, uint64_t first, uint32_t count,
                            uint64_t max_bytes)
 {
+    YGGR_ASSERT(first >= log->first && first <= log->last);
+    YGGR_ASSERT(count > 0);
     uint64_t avail = log->last - first + 1;
     uint32_t n = count < avail ? count : (uint32_t)avail;
     if (max_bytes == 0) {
@@ -112,6 +114,8 @@ static uint32_t clip_count(const struct segment_log *log, uint64_t first, uint32
 /* Resolve one READ into ranges (one per segment touched). */
 static struct disk_read_result *plan_read(struct yggr_storage *s, const struct disk_req *req)
 {
+    YGGR_ASSERT(req->type == YGGR_STORAGE_READ);
+    YGGR_ASSERT(req->a > 0);
     const struct segment_log *log = &s->log;
     uint32_t n = 0;
     int err = 0;
@@ -239,6 +243,8 @@ static void read_finish(struct yggr_storage *s)
 /* Plan `count` reads from the cursor and their ops; false on ENOMEM (storage failed). */
 static bool plan_reads(struct yggr_storage *s, uint32_t count)
 {
+    YGGR_ASSERT(count > 0 && count <= READ_MAX_PER_PHASE);
+    YGGR_ASSERT(s->reading_count == 0);
     uint32_t ops = 0;
     for (uint32_t q = 0; q < count; q++) {
         struct disk_read_result *r = plan_read(s, &s->reqs[(s->req_cursor + q) & s->req_ring.mask]);
@@ -326,6 +332,8 @@ static void snap_read_finish(struct yggr_storage *s)
 /* Open and verify snapshot `id` into the cache; 0 or a negative yggr_err. */
 static int open_cached(struct yggr_storage *s, struct yggr_log_id id)
 {
+    YGGR_ASSERT(s->phase == DISK_PHASE_IDLE);
+    YGGR_ASSERT(id.index > 0 || id.term == 0);
     struct disk_snap_cache *c = &s->snap_cache;
     if (c->fd >= 0 && c->id.index == id.index && c->id.term == id.term) {
         return 0;

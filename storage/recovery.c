@@ -96,6 +96,8 @@ static int io_err(int64_t rc)
 static int read_file(struct storage_io *io, const char *path, uint8_t **buf, size_t *len,
                      uint64_t max)
 {
+    YGGR_ASSERT(io != NULL && path != NULL);
+    YGGR_ASSERT(buf != NULL && len != NULL);
     int64_t fd = io_exec_open(io, path, O_RDONLY, 0);
     if (fd < 0) {
         return (int)fd;
@@ -122,6 +124,7 @@ static int read_file(struct storage_io *io, const char *path, uint8_t **buf, siz
 
 static int load_meta(struct rec_ctx *c)
 {
+    YGGR_ASSERT(c->s->meta_path[0] != '\0');
     struct yggr_storage *s = c->s;
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -144,6 +147,7 @@ static int load_meta(struct rec_ctx *c)
 
 static int load_hard_state(struct rec_ctx *c)
 {
+    YGGR_ASSERT(c->s->hs_fd < 0);
     struct yggr_storage *s = c->s;
     int64_t fd = io_exec_open(s->io, s->hs_path, O_RDWR, 0);
     if (fd < 0) {
@@ -203,6 +207,8 @@ static int on_data_name(void *arg, const char *name)
 /* Verify the snapshot file completely; 0 or CORRUPT/IO with why. */
 static int verify_snapshot(struct rec_ctx *c, struct yggr_log_id id, const char *path)
 {
+    YGGR_ASSERT(id.index > 0);
+    YGGR_ASSERT(path != NULL);
     struct yggr_storage *s = c->s;
     int64_t fd = io_exec_open(s->io, path, O_RDONLY, 0);
     if (fd < 0) {
@@ -256,6 +262,7 @@ static int cmp_id(const void *a, const void *b)
 
 static int load_snapshot(struct rec_ctx *c)
 {
+    YGGR_ASSERT(!c->has_snap && c->snap_count == 0);
     struct yggr_storage *s = c->s;
     c->err = 0;
     int rc = s->io->ops->list(s->io, s->dir, on_data_name, c);
@@ -327,6 +334,8 @@ static int cmp_u64(const void *a, const void *b)
 
 static int add_config(struct rec_ctx *c, const struct format_record *rec)
 {
+    YGGR_ASSERT(rec->type == YGGR_ENTRY_CONFIG);
+    YGGR_ASSERT(rec->len == 0 || rec->data != NULL);
     struct disk_recovered *r = &c->s->rec;
     if (r->config_count == r->config_cap) {
         uint32_t cap = r->config_cap == 0 ? 16 : 2 * r->config_cap;
@@ -361,6 +370,8 @@ static int add_config(struct rec_ctx *c, const struct format_record *rec)
 
 static int on_record(void *arg, const struct format_record *rec, uint64_t offset)
 {
+    YGGR_ASSERT(arg != NULL && rec != NULL);
+    YGGR_ASSERT(offset >= FORMAT_SEG_HEADER_BYTES);
     struct rec_ctx *c = arg;
     struct segment_log *log = &c->s->log;
     if (rec->index == c->scan_hdr->first_index) {
@@ -387,6 +398,8 @@ static int on_record(void *arg, const struct format_record *rec, uint64_t offset
 /* Zero the torn bytes [from, to) of the last segment and make that durable. */
 static int zero_torn(struct rec_ctx *c, int fd, const char *path, uint64_t from, uint64_t to)
 {
+    YGGR_ASSERT(fd >= 0);
+    YGGR_ASSERT(from < to);
     static const uint8_t zeros[64u << 10];
     struct storage_io *io = c->s->io;
     for (uint64_t off = from; off < to;) {
@@ -406,6 +419,7 @@ static int zero_torn(struct rec_ctx *c, int fd, const char *path, uint64_t from,
 static int check_link(struct rec_ctx *c, uint32_t k, const struct segment_scan *scan,
                       const char *path)
 {
+    YGGR_ASSERT(k < c->seg_count);
     const struct segment_log *log = &c->s->log;
     if (scan->last_index < scan->first_index) {
         return fail(c, YGGR_ERR_CORRUPT, "%s: offset %u: no valid record (%s)", path,
@@ -425,6 +439,8 @@ static int check_link(struct rec_ctx *c, uint32_t k, const struct segment_scan *
 
 static int scan_one(struct rec_ctx *c, uint32_t k, uint64_t *prev_term)
 {
+    YGGR_ASSERT(k < c->seg_count);
+    YGGR_ASSERT(c->s->log.seg_count == k);
     struct yggr_storage *s = c->s;
     char path[512];
     disk_seg_path(s, c->segs[k], path, sizeof(path));
@@ -500,6 +516,8 @@ static int scan_segments(struct rec_ctx *c)
 /* Delete every segment (newest first), then fsync log/: the log restarts at `first`. */
 static int discard_log(struct rec_ctx *c, uint64_t first)
 {
+    YGGR_ASSERT(first > 0);
+    YGGR_ASSERT(c->s->log_dir_fd >= 0);
     struct yggr_storage *s = c->s;
     struct segment_log *log = &s->log;
     for (uint32_t k = log->seg_count; k-- > 0;) {
@@ -524,6 +542,8 @@ static int discard_log(struct rec_ctx *c, uint64_t first)
 /* Step 5 of the notes: make the log agree with the snapshot. */
 static int reconcile(struct rec_ctx *c, char *note, size_t note_size)
 {
+    YGGR_ASSERT(note != NULL && note_size > 0);
+    YGGR_ASSERT(!c->has_snap || c->snap.meta.last.index > 0);
     struct yggr_storage *s = c->s;
     struct segment_log *log = &s->log;
     bool empty = segment_log_empty(log);
@@ -617,6 +637,8 @@ static int build_tail(struct rec_ctx *c)
 /* Prepare next.ready synchronously (first start, or after it was consumed or damaged). */
 static int prepare_sync(struct rec_ctx *c)
 {
+    YGGR_ASSERT(c->s->prep.fd < 0);
+    YGGR_ASSERT(c->s->log_dir_fd >= 0);
     struct yggr_storage *s = c->s;
     static const uint8_t zeros[64u << 10];
     int64_t fd = io_exec_open(s->io, s->prep_path, O_RDWR | O_CREAT | O_EXCL, 0644);
@@ -653,6 +675,7 @@ static int prepare_sync(struct rec_ctx *c)
 
 static int ensure_ready(struct rec_ctx *c)
 {
+    YGGR_ASSERT(c->s->prep.state == DISK_PREP_NONE);
     struct yggr_storage *s = c->s;
     if (c->has_ready) {
         int64_t fd = io_exec_open(s->io, s->ready_path, O_RDWR, 0);
@@ -682,6 +705,7 @@ static int ensure_ready(struct rec_ctx *c)
 
 static int open_dirs(struct rec_ctx *c)
 {
+    YGGR_ASSERT(c->s->dir_fd < 0 && c->s->log_dir_fd < 0);
     struct yggr_storage *s = c->s;
     int64_t fd = io_exec_open(s->io, s->dir, O_RDONLY | O_DIRECTORY, 0);
     if (fd < 0) {
@@ -700,6 +724,8 @@ static int open_dirs(struct rec_ctx *c)
 
 static void fill_output(struct rec_ctx *c, const char *note)
 {
+    YGGR_ASSERT(note != NULL);
+    YGGR_ASSERT(c->s->log.run_count == 0 || c->s->rec.terms != NULL);
     struct yggr_storage *s = c->s;
     struct yggr_recovered *r = &c->out->recovered;
     const struct segment_log *log = &s->log;
@@ -780,6 +806,8 @@ void recovery_free(struct yggr_storage *s)
 static int write_atomic(struct storage_io *io, const char *path, const void *data, size_t len,
                         char *why, size_t why_size)
 {
+    YGGR_ASSERT(path != NULL && data != NULL);
+    YGGR_ASSERT(len > 0);
     char tmp[512];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int rc = io_exec_unlink(io, tmp);

@@ -149,6 +149,7 @@ int segment_log_add(struct segment_log *log, const struct segment *seg)
 /* Double the location ring, keeping entry order (amortised: never per entry). */
 static int grow_locs(struct segment_log *log)
 {
+    YGGR_ASSERT(log->last + 1 - log->first == log->loc_mask + 1);
     uint64_t cap = log->loc_mask + 1;
     struct segment_loc *grown = calloc(2 * cap, sizeof(*grown));
     if (grown == NULL) {
@@ -364,6 +365,8 @@ static bool check_fail(char *why, size_t why_size, const char *what, uint64_t a,
 
 bool segment_log_check(const struct segment_log *log, char *why, size_t why_size)
 {
+    YGGR_ASSERT(log != NULL);
+    YGGR_ASSERT(why != NULL && why_size > 0);
     uint64_t next = log->first;
     for (uint32_t k = 0; k < log->seg_count; k++) {
         const struct segment *s = &log->segs[k];
@@ -414,6 +417,8 @@ static uint64_t last_nonzero_end(const uint8_t *buf, size_t from, size_t len)
 static bool valid_after(const struct segment_scan *s, uint64_t bad, uint32_t seed,
                         uint64_t next_index, uint64_t *found)
 {
+    YGGR_ASSERT(bad < s->garbage_end);
+    YGGR_ASSERT(s->garbage_end <= s->len);
     uint32_t seeds[2];
     unsigned n = 0;
     if (bad + FORMAT_REC_PREFIX_BYTES <= s->len) {
