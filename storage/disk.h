@@ -158,6 +158,7 @@ enum disk_prep_state {
     DISK_PREP_NONE = 0,                /* open(next.prep, O_CREAT | O_EXCL) */
     DISK_PREP_ALLOCATE,                /* fallocate(segment_bytes) */
     DISK_PREP_ZERO,                    /* write zeros, prep_chunk_bytes per step */
+    DISK_PREP_FLUSH,                   /* fdatasync every 8 MiB: bounded write-back bursts */
     DISK_PREP_SYNC,                    /* fsync the file (size, allocation) */
     DISK_PREP_RENAME,                  /* rename next.prep -> next.ready */
     DISK_PREP_SYNC_DIR,                /* fsync log/ */
