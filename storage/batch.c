@@ -21,15 +21,16 @@
  * the phase after this one sees the new state, and nothing else runs meanwhile.
  *
  * Stages (disk.c runs them in order):
- *   0  truncation: unlink the segments past the cut, newest first (linked chain)
+ *   0  truncation: unlink the segments past the cut, newest first (sequential)
  *   1  fsync log/                                   (only after stage 0)
  *   2  truncation: zero [cut, old end) of the segment the cut lands in
  *   3  fdatasync that segment                       (FDATASYNC mode; DSYNC writes are
  *                                                   already durable)
  *   4  data: pwritev + fdatasync (linked) | pwritev RWF_DSYNC; hard-state slot likewise;
- *      compaction: unlink old segments, oldest first (linked); unlink old snapshots
- *   5  rollover: rename next.ready -> <first>.seg, fsync log/ (linked); or just fsync
- *      log/ after a compaction
+ *      unlink old snapshot files
+ *   5  rollover: rename next.ready -> <first>.seg, fsync log/ (linked)
+ *   6  compaction: unlink old segments, oldest first (sequential: a crash leaves a suffix)
+ *   7  fsync log/ after a compaction
  * Then ONE DURABLE completion: every request up to the tag, the last durable log id, the
  * hard state written.
  *
@@ -399,16 +400,18 @@ static void add_write(struct yggr_storage *s, uint32_t stage, const char *file, 
     f->io.offset = offset; /* not used by the call: names the range in error messages */
 }
 
-static void add_unlinks(struct yggr_storage *s, uint32_t stage, uint32_t from, uint32_t to,
-                        bool chain)
+void batch_add_unlinks(struct yggr_storage *s, uint32_t stage, uint32_t from, uint32_t to,
+                       bool ordered)
 {
+    YGGR_ASSERT(from <= to && to <= s->batch.unlink_count);
+    YGGR_ASSERT(stage < DISK_STAGES);
+    if (ordered && from < to) {
+        disk_stage_sequential(s, stage);
+    }
     for (uint32_t i = from; i < to; i++) {
         struct disk_op *op = disk_stage_op(s, stage, s->batch.unlink_paths[i]);
         io_prep_unlink(&op->io, s->batch.unlink_paths[i]);
         op->tolerate_enoent = true;
-        if (chain && i + 1 < to) {
-            op->io.flags |= IO_LINK;
-        }
     }
 }
 
@@ -472,7 +475,7 @@ static int build_ops(struct yggr_storage *s)
         return rc;
     }
     disk_stages_reset(s, batch_finish);
-    add_unlinks(s, 0, 0, b->trunc_unlinks, true);
+    batch_add_unlinks(s, 0, 0, b->trunc_unlinks, true);
     if (b->trunc_unlinks > 0) {
         add_sync_dir(s, 1);
     }
@@ -488,15 +491,16 @@ static int build_ops(struct yggr_storage *s)
         add_hard_state(s);
     }
     uint32_t compact_end = b->trunc_unlinks + b->compact_unlinks;
-    add_unlinks(s, 4, b->trunc_unlinks, compact_end, true);
-    add_unlinks(s, 4, compact_end, b->unlink_count, false);
+    batch_add_unlinks(s, 4, compact_end, b->unlink_count, false); /* snapshots */
     if (b->rollover) {
         struct disk_op *op = disk_stage_op(s, 5, s->ready_path);
         io_prep_rename(&op->io, s->ready_path, b->seg_path);
         op->io.flags |= IO_LINK;
-    }
-    if (b->rollover || b->compact_unlinks > 0) {
         add_sync_dir(s, 5);
+    }
+    batch_add_unlinks(s, 6, b->trunc_unlinks, compact_end, true);
+    if (b->compact_unlinks > 0) {
+        add_sync_dir(s, 7);
     }
     return 0;
 }

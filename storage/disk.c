@@ -30,7 +30,9 @@
  * of the previous stage completed successfully. This is how ordering that matters for
  * crash safety is expressed (unlink + directory fsync BEFORE new data; data fdatasync
  * BEFORE the rename that publishes a new segment) without long kernel link chains.
- * Inside a stage, a write and its fdatasync are linked (IO_LINK).
+ * Inside a stage, a write and its fdatasync are linked (IO_LINK); a SEQUENTIAL stage runs
+ * its ops one after another and stops at the first failure (unlinks that must leave a
+ * prefix or a suffix of the log after a crash, of any length).
  *
  * Errors (per operation, disk_map_errno): EINTR and EAGAIN resubmit the op (and the rest
  * of its chain, which the kernel cancelled); ENOSPC/EDQUOT become YGGR_ERR_NOSPC; every
@@ -239,10 +241,18 @@ void disk_stages_reset(struct yggr_storage *s, void (*finish)(struct yggr_storag
     st->op_count = 0;
     st->stage = 0;
     memset(st->stage_begin, 0, sizeof(st->stage_begin));
+    memset(st->sequential, 0, sizeof(st->sequential));
     st->finish = finish;
 }
 
 static void op_done(struct io_op *io);
+
+void disk_stage_sequential(struct yggr_storage *s, uint32_t stage)
+{
+    YGGR_ASSERT(stage < DISK_STAGES);
+    YGGR_ASSERT(s->st.pending == 0);
+    s->st.sequential[stage] = true;
+}
 
 struct disk_op *disk_stage_op(struct yggr_storage *s, uint32_t stage, const char *file)
 {
@@ -279,6 +289,11 @@ static bool submit_next_stage(struct yggr_storage *s)
         uint32_t begin = st->stage_begin[st->stage];
         uint32_t end = st->stage_begin[st->stage + 1];
         if (begin < end) {
+            if (st->sequential[st->stage]) {
+                st->next_op = begin + 1;
+                submit_op(s, &st->ops[begin]);
+                return true;
+            }
             for (uint32_t i = begin; i < end; i++) {
                 submit_op(s, &st->ops[i]);
             }
@@ -379,6 +394,27 @@ static void stage_complete(struct yggr_storage *s)
     st->finish(s);
 }
 
+/* Sequential stage: after `op`, submit the next one (or `op` again after EINTR/EAGAIN).
+ * Returns true when something was submitted. */
+static bool continue_sequence(struct yggr_storage *s, struct disk_op *op)
+{
+    struct disk_stages *st = &s->st;
+    if (!st->sequential[st->stage]) {
+        return false;
+    }
+    int64_t r = op->io.result;
+    if (r == -EINTR || r == -EAGAIN) {
+        submit_op(s, op);
+        return true;
+    }
+    bool ok = r >= 0 || (r == -ENOENT && op->tolerate_enoent);
+    if (!ok || st->next_op >= st->stage_begin[st->stage + 1]) {
+        return false; /* the rest is not run; stage_complete() reports the failure */
+    }
+    submit_op(s, &st->ops[st->next_op++]);
+    return true;
+}
+
 static void op_done(struct io_op *io)
 {
     struct disk_op *op = io->ctx;
@@ -386,7 +422,11 @@ static void op_done(struct io_op *io)
     YGGR_ASSERT(op->in_use);
     YGGR_ASSERT(s->st.pending > 0);
     op->in_use = false;
-    if (--s->st.pending == 0) {
+    s->st.pending--;
+    if (continue_sequence(s, op)) {
+        return;
+    }
+    if (s->st.pending == 0) {
         stage_complete(s);
     }
 }

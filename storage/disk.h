@@ -100,13 +100,15 @@ enum disk_phase {
 
 /* The ops of a phase run in stages; a stage starts when every op of the previous one
  * completed successfully (ordering without relying on kernel links). */
-#define DISK_STAGES 6
+#define DISK_STAGES 8
 
 struct disk_stages {
     struct disk_op *ops;               /* pool, grown between phases only */
     uint32_t op_cap;
     uint32_t op_count;
     uint32_t stage_begin[DISK_STAGES + 1];
+    bool sequential[DISK_STAGES];      /* ops of the stage run one after another */
+    uint32_t next_op;                  /* sequential stage: next op to submit */
     uint32_t stage;                    /* stage running */
     uint32_t pending;                  /* ops of the stage not completed yet */
     void (*finish)(struct yggr_storage *s); /* all stages done and successful */
@@ -263,6 +265,9 @@ struct yggr_storage {
 void disk_push_done(struct yggr_storage *s, const struct disk_done *done);
 uint64_t disk_done_room(struct yggr_storage *s);
 struct disk_op *disk_stage_op(struct yggr_storage *s, uint32_t stage, const char *file);
+/* Run the ops of `stage` strictly one after another, stopping at the first failure (an
+ * ordered chain of any length: e.g. unlinks that must leave a prefix or a suffix). */
+void disk_stage_sequential(struct yggr_storage *s, uint32_t stage);
 void disk_stages_reset(struct yggr_storage *s, void (*finish)(struct yggr_storage *s));
 int disk_stages_reserve(struct yggr_storage *s, uint32_t ops);
 void disk_stages_start(struct yggr_storage *s);
@@ -281,6 +286,9 @@ bool batch_start(struct yggr_storage *s, uint64_t req_avail);
 void batch_prep_step(struct yggr_storage *s);
 bool batch_prep_busy(const struct yggr_storage *s);
 int batch_add_unlink(struct yggr_storage *s, const char *path);
+/* Unlink ops for batch.unlink_paths[from, to) in `stage`; `ordered`: one after another. */
+void batch_add_unlinks(struct yggr_storage *s, uint32_t stage, uint32_t from, uint32_t to,
+                       bool ordered);
 /* Does the log hold (index, term)? The entry the log starts after counts (its term is
  * known from the snapshot or the compaction that removed it), and so do compacted
  * (committed) entries below it. The install rule of engine.h uses this. */

@@ -505,12 +505,7 @@ static void add_install(struct yggr_storage *s)
         for (uint32_t k = s->log.seg_count; k-- > 0;) { /* newest first */
             batch_drop_segment(s, k);
         }
-        for (uint32_t i = 0; i < s->batch.unlink_count; i++) {
-            op = disk_stage_op(s, 3, s->batch.unlink_paths[i]);
-            io_prep_unlink(&op->io, s->batch.unlink_paths[i]);
-            op->tolerate_enoent = true;
-            op->io.flags |= i + 1 < s->batch.unlink_count ? IO_LINK : 0;
-        }
+        batch_add_unlinks(s, 3, 0, s->batch.unlink_count, true); /* newest first */
         io_prep_sync(&disk_stage_op(s, 4, s->log_dir)->io, IO_FSYNC, s->log_dir_fd);
         segment_log_reset(&s->log, last.index + 1);
         s->base = last;
@@ -524,11 +519,7 @@ static void add_install(struct yggr_storage *s)
         snapshot_path(s, old[i], path, sizeof(path));
         batch_add_unlink(s, path);
     }
-    for (uint32_t i = first; i < s->batch.unlink_count; i++) {
-        op = disk_stage_op(s, 5, s->batch.unlink_paths[i]);
-        io_prep_unlink(&op->io, s->batch.unlink_paths[i]);
-        op->tolerate_enoent = true;
-    }
+    batch_add_unlinks(s, 5, first, s->batch.unlink_count, false);
 }
 
 bool snapshot_chunk_start(struct yggr_storage *s)

@@ -849,3 +849,26 @@ Test(disk, a_missing_or_damaged_next_segment_is_prepared_again)
     st_check_log(&t, 1, 410, term1, NULL, 10);
     st_cleanup(&t);
 }
+
+Test(disk, truncation_and_wipe_of_hundreds_of_segments)
+{
+    YGGR_REQUIRE_IO();
+    struct st t;
+    st_init(&t, "many", 16u << 10);
+    st_open(&t, false);
+    for (uint64_t next = 1; next <= 600; next += 50) {
+        st_append(&t, 0, next, 50, 1, 7000); /* ~2 records per 16 KiB segment */
+    }
+    cr_assert(gt(int, st_count_files(&t, "log", ".seg"), 280));
+    st_append(&t, 3, 3, 2, 2, 7000); /* one truncation drops ~300 segments, in order */
+    cr_expect(le(int, st_count_files(&t, "log", ".seg"), 3));
+    for (uint64_t next = 5; next <= 600; next += 50) {
+        st_append(&t, 0, next, 50, 2, 7000);
+    }
+    install(&t, 700, 3, 100, false); /* wipes ~300 segments, newest first */
+    cr_expect(eq(int, st_count_files(&t, "log", ".seg"), 0));
+    st_close(&t);
+    st_open(&t, false);
+    cr_expect(eq(u64, t.state.recovered.first_index, 701));
+    st_cleanup(&t);
+}
