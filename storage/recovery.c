@@ -9,7 +9,8 @@
  *
  * bootstrap: mkdir dir and dir/log, then hardstate (slot 0 = {seq 1, term 0, vote 0})
  * and meta, each written as <name>.tmp, fsynced, renamed; then both directories fsynced.
- * meta is written last: its presence means "bootstrapped" (EXISTS on a second call).
+ * meta is written last: its presence means "bootstrapped" (EXISTS on a second call; also
+ * EXISTS when segments or snapshots are present without meta: never adopt them).
  *
  * recover, in order; each failure names the file, the byte offset and what was expected:
  *   1. meta: missing -> NOT_FOUND; wrong size, magic, version or CRC -> CORRUPT.
@@ -847,6 +848,24 @@ static int make_dir(struct storage_io *io, const char *path, char *why, size_t w
     return 0;
 }
 
+static int find_state(void *arg, const char *name)
+{
+    struct yggr_log_id id;
+    uint64_t first = 0;
+    (void)arg;
+    return format_parse_snap_name(name, &id) || format_parse_segment_name(name, &first);
+}
+
+/* Does the directory hold a log segment or a snapshot (state without meta)? */
+static bool holds_state(struct yggr_storage *s)
+{
+    YGGR_ASSERT(s->io != NULL);
+    int a = s->io->ops->list(s->io, s->dir, find_state, NULL);
+    int b = s->io->ops->list(s->io, s->log_dir, find_state, NULL);
+    YGGR_ASSERT(a <= 1 && b <= 1);
+    return a == 1 || b == 1;
+}
+
 int recovery_bootstrap(struct yggr_storage *s, const struct yggr_storage_meta *meta, char *why,
                        size_t why_size)
 {
@@ -864,6 +883,11 @@ int recovery_bootstrap(struct yggr_storage *s, const struct yggr_storage_meta *m
     if (fd >= 0) {
         io_exec_close(s->io, (int)fd);
         snprintf(why, why_size, "%s: already bootstrapped (meta exists)", s->dir);
+        return YGGR_ERR_EXISTS;
+    }
+    if (holds_state(s)) {
+        snprintf(why, why_size, "%s: holds log segments or snapshots but no meta: refusing to "
+                 "adopt them", s->dir);
         return YGGR_ERR_EXISTS;
     }
     uint8_t hs[FORMAT_HARDSTATE_BYTES] = {0};

@@ -95,6 +95,19 @@ Test(disk, recover_before_bootstrap_is_not_found_and_bootstrap_twice_is_exists)
     struct yggr_storage_meta meta = {.cluster_id = 1, .node_id = 1};
     rc = t.ops->bootstrap(t.s, &meta, t.why, sizeof(t.why));
     cr_expect(eq(int, rc, YGGR_ERR_EXISTS), "%s", t.why);
+    st_close(&t);
+    /* State without meta (meta lost, or someone else's files): never adopted. */
+    st_open(&t, false);
+    st_append(&t, 0, 1, 5, 1, 10);
+    st_close(&t);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/meta", t.dir);
+    cr_assert(eq(int, unlink(path), 0));
+    rc = storage_disk_create_ex(&t.opt, NULL, &t.ops, &t.s, t.why, sizeof(t.why));
+    cr_assert(eq(int, rc, 0));
+    rc = t.ops->bootstrap(t.s, &meta, t.why, sizeof(t.why));
+    cr_expect(eq(int, rc, YGGR_ERR_EXISTS), "%s", t.why);
+    cr_expect(ne(ptr, strstr(t.why, "no meta"), NULL), "%s", t.why);
     st_cleanup(&t);
 }
 
