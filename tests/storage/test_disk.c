@@ -885,3 +885,63 @@ Test(disk, truncation_and_wipe_of_hundreds_of_segments)
     cr_expect(eq(u64, t.state.recovered.first_index, 701));
     st_cleanup(&t);
 }
+
+Test(disk, requests_of_every_kind_in_one_flush_execute_in_submission_order)
+{
+    YGGR_REQUIRE_IO();
+    struct st t;
+    st_init(&t, "order", 16u << 10);
+    st_open(&t, false);
+    struct yggr_entry *a = st_entries(1, 200, 1, 50);
+    struct yggr_entry *b = st_entries(150, 3, 2, 50);
+    struct yggr_storage_req reqs[6];
+    memset(reqs, 0, sizeof(reqs));
+    reqs[0] = (struct yggr_storage_req){.type = YGGR_STORAGE_APPEND, .tag = 1};
+    reqs[0].as.append.entries = a;
+    reqs[0].as.append.count = 200;
+    reqs[1] = (struct yggr_storage_req){.type = YGGR_STORAGE_READ, .tag = 2};
+    reqs[1].as.read.first = 140;
+    reqs[1].as.read.count = 100;
+    reqs[2] = (struct yggr_storage_req){.type = YGGR_STORAGE_APPEND, .tag = 3};
+    reqs[2].as.append.truncate_from = 150;
+    reqs[2].as.append.entries = b;
+    reqs[2].as.append.count = 3;
+    reqs[3] = reqs[1];
+    reqs[3].tag = 4;
+    reqs[4] = (struct yggr_storage_req){.type = YGGR_STORAGE_HARD_STATE, .tag = 5};
+    reqs[4].as.hard_state.term = 2;
+    reqs[4].as.hard_state.vote = 1;
+    reqs[5] = (struct yggr_storage_req){.type = YGGR_STORAGE_COMPACT, .tag = 6};
+    reqs[5].as.compact.below = 100; /* no snapshot: clamped to nothing */
+    for (int i = 0; i < 6; i++) {
+        cr_assert(eq(int, t.ops->submit(t.s, &reqs[i]), 0));
+    }
+    st_free_entries(a, 200);
+    st_free_entries(b, 3);
+    t.ops->flush(t.s);
+    uint32_t reads = 0;
+    uint64_t durable_tag = 0;
+    while (durable_tag < 6) {
+        struct yggr_storage_done d;
+        cr_assert(storage_sync_wait(t.s, &d, 10000));
+        if (d.type == YGGR_STORAGE_READ_DONE) {
+            reads++;
+            cr_expect(eq(u64, d.tag, reads == 1 ? 2 : 4));
+            cr_expect(ge(u64, durable_tag, reads == 1 ? 1 : 3), "a read waits for what precedes");
+            cr_expect(eq(u32, d.count, reads == 1 ? 61 : 13));
+            cr_expect(eq(u64, d.entries[d.count - 1].term, reads == 1 ? 1 : 2));
+        } else {
+            cr_assert(eq(int, d.type, YGGR_STORAGE_DURABLE));
+            cr_expect(ge(u64, d.tag, durable_tag));
+            durable_tag = d.tag;
+            if (d.tag == 6) {
+                cr_expect(d.has_hard_state || t.state.recovered.term == 0);
+                cr_expect(eq(u64, d.log.index, 152));
+                cr_expect(eq(u64, d.log.term, 2));
+            }
+        }
+        t.ops->release(t.s, &d);
+    }
+    cr_expect(eq(u32, reads, 2));
+    st_cleanup(&t);
+}
