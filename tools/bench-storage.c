@@ -102,7 +102,7 @@ static int parse(int argc, char **argv, struct opts *o)
     const char *tmp = getenv("TMPDIR");
     *o = (struct opts){.dir = tmp != NULL ? tmp : "/tmp", .seconds = 2, .inflight = 1024,
                        .sizes = {64, 1024, 4096}, .size_count = 3, .segment_bytes = 64u << 20};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -125,7 +125,6 @@ static int parse(int argc, char **argv, struct opts *o)
             usage(stderr);
             return -1;
         }
-        i++;
     }
     if (o->seconds <= 0 || o->seconds > 60 || o->inflight == 0 || o->inflight > MAX_INFLIGHT) {
         fprintf(stderr, "bench-storage: --seconds must be in (0, 60], --inflight in [1, %u]\n",
