@@ -61,9 +61,11 @@
  *     If the record after X is valid -- its CRC chains from the damaged record's stored
  *     CRC or from the CRC the damaged record should have had, and its index is the next
  *     one -- the damage is corruption of acknowledged data and recovery refuses to start.
- *   - Limitation, stated plainly: damage to the very LAST record of the log, or to several
+ *   - Limitations, stated plainly: damage to the very LAST record of the log, or to several
  *     consecutive records at the end, is indistinguishable from a torn write and is
- *     truncated. Detecting that needs redundancy the format does not have (yet).
+ *     truncated; and a torn write whose sectors persisted out of order (a hole followed by
+ *     intact records of the same unacknowledged batch) is refused as corruption (a false
+ *     alarm, never a loss). Detecting either needs redundancy the format does not have.
  *
  * The sticky error state lives in the actor (disk.c): after any failed write, sync,
  * rename or unlink the storage reports FAILED once, never reports anything durable again
