@@ -903,7 +903,7 @@ Test(tcp, outgoing_links_bind_to_the_listen_ip, .timeout = 10)
     node_close(&a);
 }
 
-Test(tcp_options, create_validates_options_and_refuses_secrets_for_now)
+Test(tcp_options, create_validates_options_and_secrets)
 {
     const struct yggr_transport_ops *ops;
     struct yggr_transport *t;
@@ -915,10 +915,16 @@ Test(tcp_options, create_validates_options_and_refuses_secrets_for_now)
     o.listen_addr = "nowhere";
     cr_expect(eq(int, yggr_tcp_transport_create(&o, &ops, &t, why, sizeof(why)), YGGR_ERR_INVALID));
     o.listen_addr = "127.0.0.1:0";
-    o.secret = (const uint8_t *)"0123456789abcdef";
+    o.secret = (const uint8_t *)"0123456789abcde"; /* 15 bytes: too short */
+    o.secret_len = 15;
+    cr_expect(eq(int, yggr_tcp_transport_create(&o, &ops, &t, why, sizeof(why)), YGGR_ERR_INVALID));
+    cr_expect(strstr(why, "at least 16") != NULL, "%s", why);
+    o.secret = NULL;
     o.secret_len = 16;
     cr_expect(eq(int, yggr_tcp_transport_create(&o, &ops, &t, why, sizeof(why)), YGGR_ERR_INVALID));
-    cr_expect(strstr(why, "not implemented yet") != NULL, "%s", why);
+    o.secret = (const uint8_t *)"0123456789abcdef";
+    cr_assert(eq(int, yggr_tcp_transport_create(&o, &ops, &t, why, sizeof(why)), 0), "%s", why);
+    ops->close(t);
     o.secret = NULL;
     o.secret_len = 0;
     o.max_frame_bytes = 2u << 30;
