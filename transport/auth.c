@@ -366,7 +366,7 @@ enum auth_verdict auth_received(const struct auth_key *k, struct auth_hs *hs, ui
      * their first recv, whatever its size. */
     if (before < AUTH_MAGIC_BYTES) {
         uint32_t end = hs->in_len < AUTH_MAGIC_BYTES ? hs->in_len : AUTH_MAGIC_BYTES;
-        if (memcmp(hs->in + before, AUTH_MAGIC + before, end - before) != 0) {
+        if (memcmp(hs->in + before, &AUTH_MAGIC[before], end - before) != 0) {
             return fail(hs, AUTH_VERDICT_NOT_HANDSHAKE, why, why_size,
                         "not an authentication handshake (no \"%s\" magic)", AUTH_MAGIC);
         }
