@@ -18,8 +18,9 @@
  *      connection: every recv asks for the rest of the expected message only. Frames the
  *      dialer pipelines after its PROOF wait in the socket until then. These bytes are
  *      counted in the unknown bucket's bytes_in.
- *   2. parse() (and so the driver) only ever sees ESTABLISHED connections; a receive
- *      buffer is only allocated then, so an unauthenticated connection costs ~0.5 KiB.
+ *   2. parse() (and so the driver) only ever sees ESTABLISHED connections; the 256 KiB
+ *      receive buffer is only allocated then: an unauthenticated connection holds just its
+ *      preallocated slot (of TCP_MAX_CONNS).
  *   3. A handshake not finished AUTH_TIMEOUT_MS (2 s) after accept is closed
  *      (inbound_timers).
  *   4. Every failure closes the connection, counts one decode_error (the claimed id's
