@@ -4,9 +4,28 @@
 /*
  * Design notes
  * ------------
- * Connection states: FREE --accept--> HANDSHAKE --(no secret)--> ESTABLISHED --> CLOSING
- * --(no op in flight)--> FREE. HANDSHAKE is the seam where an authenticated handshake
- * will verify the peer before any frame is accepted.
+ * Connection states and the function behind each transition:
+ *
+ *   FREE --conn_open--> HANDSHAKE --(no secret) or authenticated--> ESTABLISHED
+ *   HANDSHAKE, ESTABLISHED --reject/conn_close--> CLOSING --conn_finish (nothing in flight)--> FREE
+ *
+ * HANDSHAKE with a cluster secret is the listener half of auth.c: recv exactly the HELLO
+ * (68 bytes, into the connection's struct auth_hs, never into a receive buffer), check that
+ * the claimed id is in the peer map (outbound_find: removed peers are not), send the
+ * CHALLENGE, recv exactly the PROOF (44 bytes), and only then become ESTABLISHED with
+ * sender = the claimed id. Invariants:
+ *   1. Before authentication at most AUTH_PREAUTH_MAX_BYTES (112) are read from a
+ *      connection: every recv asks for the rest of the expected message only. Frames the
+ *      dialer pipelines after its PROOF wait in the socket until then. These bytes are
+ *      counted in the unknown bucket's bytes_in.
+ *   2. parse() (and so the driver) only ever sees ESTABLISHED connections; the 256 KiB
+ *      receive buffer is only allocated then: an unauthenticated connection holds just its
+ *      preallocated slot (of TCP_MAX_CONNS).
+ *   3. A handshake not finished AUTH_TIMEOUT_MS (2 s) after accept is closed
+ *      (inbound_timers).
+ *   4. Every failure closes the connection, counts one decode_error (the claimed id's
+ *      bucket when it names a member, else unknown) and logs one rate-limited line.
+ * Without a secret the connection is ESTABLISHED at accept: the reference wire, unchanged.
  *
  * Receive path, zero copy: each connection receives into a refcounted yggr_buf. Complete
  * frames are decoded in place into the filling batch; entry and snapshot payloads point
@@ -28,6 +47,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -199,6 +220,7 @@ static void conn_close(struct yggr_transport *t, struct tcp_conn *c)
     c->state = TCP_CONN_CLOSING;
     (void)shutdown(c->fd, SHUT_RDWR); /* makes a pending recv complete at once */
     net_cancel(t, &c->op_recv);
+    net_cancel(t, &c->op_send);
     if (c->inflight == 0) {
         conn_finish(t, c);
     }
@@ -260,14 +282,20 @@ static int make_room(struct tcp_conn *c, uint64_t frame)
     return 0;
 }
 
-/* First frame fixes the connection's sender; later ones must match. */
+/* First frame fixes the connection's sender; later ones must match. With a secret the
+ * handshake fixed it already. */
 static const char *check_sender(struct yggr_transport *t, struct tcp_conn *c, uint64_t sender)
 {
     if (sender == 0) {
         return "sender id 0";
     }
     if (c->sender == 0) {
+        YGGR_ASSERT(!t->auth);
         struct tcp_net_peer *p = outbound_find(t, sender);
+        if (p == NULL && sender == AUTH_MAGIC_U64) {
+            return "the peer sent an authentication HELLO but this node has no cluster secret "
+                   "configured (configure the same secret on every node, or on none)";
+        }
         if (p == NULL) {
             return "unknown sender";
         }
@@ -347,9 +375,15 @@ static void arm_recv(struct yggr_transport *t, struct tcp_conn *c)
     c->inflight++;
 }
 
+static void hs_recv_done(struct yggr_transport *t, struct tcp_conn *c, int res);
+
 static void recv_done(struct yggr_transport *t, struct tcp_conn *c, int res)
 {
     if (c->state == TCP_CONN_CLOSING) {
+        return;
+    }
+    if (c->state == TCP_CONN_HANDSHAKE) {
+        hs_recv_done(t, c, res);
         return;
     }
     YGGR_ASSERT(c->state == TCP_CONN_ESTABLISHED);
@@ -372,14 +406,170 @@ static void recv_done(struct yggr_transport *t, struct tcp_conn *c, int res)
     }
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Handshake (listener side of auth.c; only with a cluster secret)
+ * ------------------------------------------------------------------------------------- */
+
+static void hs_arm_recv(struct yggr_transport *t, struct tcp_conn *c)
+{
+    YGGR_ASSERT(c->state == TCP_CONN_HANDSHAKE);
+    uint32_t want = auth_want(&c->hs);
+    YGGR_ASSERT(want > 0 && want <= AUTH_HELLO_BYTES); /* invariant 1 */
+    struct io_uring_sqe *sqe = net_sqe(t, &c->op_recv);
+    io_uring_prep_recv(sqe, c->fd, auth_in(&c->hs), want, 0);
+    c->inflight++;
+}
+
+static void hs_arm_send(struct yggr_transport *t, struct tcp_conn *c)
+{
+    YGGR_ASSERT(c->state == TCP_CONN_HANDSHAKE);
+    YGGR_ASSERT(c->hs.out_sent < c->hs.out_len);
+    struct io_uring_sqe *sqe = net_sqe(t, &c->op_send);
+    io_uring_prep_send(sqe, c->fd, c->hs.out + c->hs.out_sent, c->hs.out_len - c->hs.out_sent,
+                       MSG_NOSIGNAL);
+    c->inflight++;
+}
+
+/* A failure counts in the claimed id's bucket once that id names a member, else unknown. */
+static struct tcp_stats *hs_bucket(struct yggr_transport *t, const struct tcp_conn *c)
+{
+    struct tcp_net_peer *p = c->hs.peer != 0 ? outbound_find(t, c->hs.peer) : NULL;
+    return p != NULL ? &t->stats[p - t->npeers] : &t->unknown;
+}
+
+static void hs_reject(struct yggr_transport *t, struct tcp_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void hs_reject(struct yggr_transport *t, struct tcp_conn *c, const char *fmt, ...)
+{
+    char why[224] = "authentication failed: ";
+    size_t used = strlen(why);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why + used, sizeof(why) - used, fmt, ap);
+    va_end(ap);
+    YGGR_ASSERT(c->state == TCP_CONN_HANDSHAKE);
+    reject(t, c, hs_bucket(t, c), why, c->hs.peer);
+    YGGR_ASSERT(c->state == TCP_CONN_CLOSING || c->state == TCP_CONN_FREE);
+}
+
+/* The first bytes are no HELLO. If they read as a Raft frame from a member, say so: that
+ * member has no cluster secret (mixed configuration). */
+static void hs_not_handshake(struct yggr_transport *t, struct tcp_conn *c, const char *why)
+{
+    uint64_t sender = 0;
+    for (uint32_t i = 0; i < 8 && c->hs.in_len >= 8; i++) {
+        sender = (sender << 8) | c->hs.in[i];
+    }
+    if (sender != 0 && outbound_find(t, sender) != NULL) {
+        c->hs.peer = sender;
+        hs_reject(t, c, "node %llu sent Raft frames without a handshake: this node requires "
+                        "the cluster secret, that node has none configured",
+                  (unsigned long long)sender);
+        return;
+    }
+    hs_reject(t, c, "%s: junk, or a Raft frame from a node without the cluster secret", why);
+}
+
+static void hs_check_peer(struct yggr_transport *t, struct tcp_conn *c)
+{
+    YGGR_ASSERT(c->hs.state == AUTH_STATE_CHECK_PEER);
+    if (outbound_find(t, c->hs.peer) == NULL) {
+        hs_reject(t, c, "node %llu is not a member here (unknown or removed)",
+                  (unsigned long long)c->hs.peer);
+        return;
+    }
+    if (auth_listener_challenge(&t->key, &c->hs) != 0) {
+        hs_reject(t, c, "cannot build a CHALLENGE (libcrypto: no randomness?)");
+        return;
+    }
+    hs_arm_send(t, c);
+}
+
+/* PROOF verified: the connection speaks for hs.peer, if it is still a member. */
+static void authenticated(struct yggr_transport *t, struct tcp_conn *c)
+{
+    char where[64];
+    struct tcp_net_peer *p = outbound_find(t, c->hs.peer);
+    if (p == NULL) {
+        hs_reject(t, c, "node %llu was removed during the handshake",
+                  (unsigned long long)c->hs.peer);
+        return;
+    }
+    YGGR_ASSERT(c->rbuf == NULL && c->sender == 0);
+    c->rbuf = yggr_buf_alloc(TCP_RBUF_BYTES);
+    if (c->rbuf == NULL) {
+        hs_reject(t, c, "out of memory for a receive buffer");
+        return;
+    }
+    c->sender = c->hs.peer;
+    c->slot = (uint32_t)(p - t->npeers);
+    c->state = TCP_CONN_ESTABLISHED;
+    addr_format(&c->remote, where, sizeof(where));
+    tcp_log(t, 3, "node %llu authenticated (connection from %s)", (unsigned long long)c->sender,
+            where);
+    arm_recv(t, c);
+}
+
+static void hs_recv_done(struct yggr_transport *t, struct tcp_conn *c, int res)
+{
+    char why[160];
+    if (res == -EINTR || res == -EAGAIN || res == -ENOBUFS) {
+        hs_arm_recv(t, c);
+        return;
+    }
+    if (res <= 0) {
+        hs_reject(t, c, "connection %s during the handshake",
+                  res == 0 ? "closed" : strerror(-res));
+        return;
+    }
+    YGGR_ASSERT((uint32_t)res <= auth_want(&c->hs));
+    count(&t->unknown.bytes_in, (uint64_t)res); /* invariant 1: pre-authentication bytes */
+    enum auth_verdict v = auth_received(&t->key, &c->hs, (uint32_t)res, why, sizeof(why));
+    switch (v) {
+    case AUTH_VERDICT_MORE: hs_arm_recv(t, c); return;
+    case AUTH_VERDICT_CHECK_PEER: hs_check_peer(t, c); return;
+    case AUTH_VERDICT_DONE: authenticated(t, c); return;
+    case AUTH_VERDICT_FAIL: hs_reject(t, c, "%s", why); return;
+    case AUTH_VERDICT_NOT_HANDSHAKE: hs_not_handshake(t, c, why); return;
+    case AUTH_VERDICT_SEND: break; /* a dialer's verdict */
+    }
+    YGGR_UNREACHABLE();
+}
+
+static void hs_send_done(struct yggr_transport *t, struct tcp_conn *c, int res)
+{
+    if (c->state == TCP_CONN_CLOSING) {
+        return;
+    }
+    YGGR_ASSERT(c->state == TCP_CONN_HANDSHAKE);
+    if (res == -EINTR || res == -EAGAIN || res == -ENOBUFS) {
+        hs_arm_send(t, c);
+        return;
+    }
+    if (res <= 0) {
+        /* EPIPE, ECONNRESET: the dialer went away. */
+        hs_reject(t, c, "sending the CHALLENGE failed: %s",
+                  res == 0 ? "wrote nothing" : strerror(-res));
+        return;
+    }
+    if (!auth_sent(&c->hs, (uint32_t)res)) {
+        hs_arm_send(t, c);
+        return;
+    }
+    YGGR_ASSERT(c->hs.state == AUTH_STATE_RECV_PROOF);
+    hs_arm_recv(t, c);
+}
+
 static void conn_open(struct yggr_transport *t, int fd)
 {
     struct tcp_conn *c = NULL;
     for (uint32_t i = 0; i < TCP_MAX_CONNS && c == NULL; i++) {
         c = t->conns[i].state == TCP_CONN_FREE ? &t->conns[i] : NULL;
     }
-    struct yggr_buf *rbuf = c != NULL ? yggr_buf_alloc(TCP_RBUF_BYTES) : NULL;
-    if (rbuf == NULL) {
+    /* With a secret the receive buffer waits for authentication (invariant 2). */
+    struct yggr_buf *rbuf = c != NULL && !t->auth ? yggr_buf_alloc(TCP_RBUF_BYTES) : NULL;
+    if (c == NULL || (!t->auth && rbuf == NULL)) {
         count(&t->unknown.decode_errors, 1);
         tcp_log(t, 1, "refusing a connection: %s",
                 c == NULL ? "too many connections" : "out of memory");
@@ -391,11 +581,16 @@ static void conn_open(struct yggr_transport *t, int fd)
     *c = (struct tcp_conn){.state = TCP_CONN_HANDSHAKE, .fd = fd, .rbuf = rbuf,
                            .remote = t->accept_addr};
     c->op_recv = (struct tcp_op){.kind = TCP_OP_RECV, .owner = c};
+    c->op_send = (struct tcp_op){.kind = TCP_OP_HS_SEND, .owner = c};
     t->conn_count++;
-    /* Authentication seam: an authenticated handshake would run here (recv/send of the
-     * challenge) and move to ESTABLISHED once the peer is verified. */
-    c->state = TCP_CONN_ESTABLISHED;
-    arm_recv(t, c);
+    if (!t->auth) {
+        c->state = TCP_CONN_ESTABLISHED; /* reference wire: frames from the first byte */
+        arm_recv(t, c);
+        return;
+    }
+    auth_listener_start(&c->hs);
+    c->hs.deadline_ns = net_now_ns() + (uint64_t)AUTH_TIMEOUT_MS * 1000000ull;
+    hs_arm_recv(t, c);
 }
 
 void inbound_accept_arm(struct yggr_transport *t)
@@ -438,7 +633,8 @@ static void accept_done(struct yggr_transport *t, int res)
 
 void inbound_complete(struct yggr_transport *t, struct tcp_op *op, int res)
 {
-    YGGR_ASSERT(op->kind == TCP_OP_ACCEPT || op->kind == TCP_OP_RECV);
+    YGGR_ASSERT(op->kind == TCP_OP_ACCEPT || op->kind == TCP_OP_RECV ||
+                op->kind == TCP_OP_HS_SEND);
     if (op->kind == TCP_OP_ACCEPT) {
         accept_done(t, res);
         return;
@@ -446,7 +642,11 @@ void inbound_complete(struct yggr_transport *t, struct tcp_op *op, int res)
     struct tcp_conn *c = op->owner;
     YGGR_ASSERT(c->inflight > 0);
     c->inflight--;
-    recv_done(t, c, res);
+    if (op->kind == TCP_OP_RECV) {
+        recv_done(t, c, res);
+    } else {
+        hs_send_done(t, c, res);
+    }
     if (c->state == TCP_CONN_CLOSING && c->inflight == 0) {
         conn_finish(t, c);
     }
@@ -472,8 +672,29 @@ void inbound_release(struct yggr_transport *t, struct tcp_batch *b)
 void inbound_close_sender(struct yggr_transport *t, uint64_t id)
 {
     for (uint32_t i = 0; i < TCP_MAX_CONNS; i++) {
-        if (id != 0 && t->conns[i].state == TCP_CONN_ESTABLISHED && t->conns[i].sender == id) {
-            conn_close(t, &t->conns[i]);
+        struct tcp_conn *c = &t->conns[i];
+        bool est = c->state == TCP_CONN_ESTABLISHED && c->sender == id;
+        bool hs = c->state == TCP_CONN_HANDSHAKE && c->hs.peer == id; /* claimed: vetted */
+        if (id != 0 && (est || hs)) {
+            conn_close(t, c);
+        }
+    }
+}
+
+void inbound_timers(struct yggr_transport *t, uint64_t now_ns, uint64_t *next_ns)
+{
+    YGGR_ASSERT(next_ns != NULL);
+    YGGR_ASSERT(!t->stopping);
+    for (uint32_t i = 0; i < TCP_MAX_CONNS; i++) {
+        struct tcp_conn *c = &t->conns[i];
+        if (c->state != TCP_CONN_HANDSHAKE) {
+            continue;
+        }
+        YGGR_ASSERT(t->auth && c->hs.deadline_ns != 0);
+        if (c->hs.deadline_ns <= now_ns) {
+            hs_reject(t, c, "not authenticated within %u ms", AUTH_TIMEOUT_MS);
+        } else if (c->hs.deadline_ns < *next_ns) {
+            *next_ns = c->hs.deadline_ns;
         }
     }
 }

@@ -8,7 +8,7 @@
  *
  *   for (;;) {
  *       drain the cmd ring (sends, peer changes, batch releases, stop)
- *       run timers (redial peers in backoff, retry accept)
+ *       run timers (redial peers in backoff, handshake deadlines, retry accept)
  *       publish the filling inbound batch and returned chunks; wake the driver
  *       park: announce `parked`, re-check the cmd ring, submit SQEs and wait for >= 1 CQE
  *             (or the next timer); nothing to wait for when work is pending
@@ -169,7 +169,8 @@ static void dispatch(struct yggr_transport *t, struct tcp_op *op, int res)
     switch (op->kind) {
     case TCP_OP_DOORBELL: doorbell_done(t, res); return;
     case TCP_OP_ACCEPT:
-    case TCP_OP_RECV: inbound_complete(t, op, res); return;
+    case TCP_OP_RECV:
+    case TCP_OP_HS_SEND: inbound_complete(t, op, res); return;
     case TCP_OP_CONNECT:
     case TCP_OP_SEND:
     case TCP_OP_PROBE: outbound_complete(t, op, res); return;
@@ -264,6 +265,7 @@ static void run_loop(struct yggr_transport *t)
         uint64_t next_ns = UINT64_MAX;
         if (!t->stopping) {
             outbound_timers(t, net_now_ns(), &next_ns);
+            inbound_timers(t, net_now_ns(), &next_ns);
             if (t->accept_retry_at_ns != 0) {
                 if (t->accept_retry_at_ns <= net_now_ns()) {
                     t->accept_retry_at_ns = 0;

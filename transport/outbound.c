@@ -6,14 +6,21 @@
  * ------------
  * States of a link (struct tcp_net_peer.state) and the function behind each transition:
  *
- *   UNUSED --outbound_set--> CONNECTING --connect ok--> HANDSHAKE --(no secret)--> ESTABLISHED
- *                              ^   |                                                |
- *                   dial()     |   +--connect error--+        send/probe error, EOF, |
- *                              |                     v        remove, new address    v
- *                           BACKOFF <--finish_close-- CLOSING <--------close_link------+
+ *   UNUSED --outbound_set--> CONNECTING --connect_done--> HANDSHAKE --established--> ESTABLISHED
+ *                              ^   |                          |                       |
+ *                   dial()     |   +--connect error--+        | handshake failure,    |
+ *                              |                     v        v timeout   send/probe error,
+ *                           BACKOFF <--finish_close-- CLOSING <--close_link-- EOF, remove...
  *
- * HANDSHAKE is the seam for peer authentication (HMAC-SHA256 over cluster id, node ids
- * and nonces): today it is left immediately because `secret` is rejected at create.
+ * HANDSHAKE without a cluster secret is left at once (the reference wire). With one it is
+ * the dialer half of auth.c: send the HELLO (op_send), recv exactly the CHALLENGE
+ * (op_probe, into the link's struct auth_hs), verify it, send the PROOF, and only then
+ * become ESTABLISHED, so no Raft frame ever leaves before the listener proved it holds
+ * the secret and is the node we meant to reach. Chunks queue meanwhile (the driver sees
+ * the link PENDING); frames follow the PROOF without waiting for a round trip. A failure
+ * (or no CHALLENGE within AUTH_TIMEOUT_MS) counts one decode_error for the peer, closes
+ * the link and backs off; the first failure after a success is logged as a warning, the
+ * repeats at debug level (`auth_failing`), so a misconfigured peer costs one line.
  *
  * Invariants:
  *   1. close(fd) happens only in finish_close, when no operation on fd is in flight.
@@ -27,6 +34,8 @@
  *      uniformly drawn from [d/2, d] so restarted clusters do not dial in lockstep.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,6 +44,9 @@
 
 static void dial(struct yggr_transport *t, struct tcp_net_peer *p);
 static void pump(struct yggr_transport *t, struct tcp_net_peer *p);
+static void established(struct yggr_transport *t, struct tcp_net_peer *p);
+static void hs_fail(struct yggr_transport *t, struct tcp_net_peer *p, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static uint32_t slot_of(const struct yggr_transport *t, const struct tcp_net_peer *p)
 {
@@ -215,9 +227,105 @@ static void arm_probe(struct yggr_transport *t, struct tcp_net_peer *p)
     p->inflight++;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Handshake (dialer side of auth.c; only with a cluster secret)
+ * ------------------------------------------------------------------------------------- */
+
+static void hs_send(struct yggr_transport *t, struct tcp_net_peer *p)
+{
+    YGGR_ASSERT(p->state == TCP_LINK_HANDSHAKE);
+    YGGR_ASSERT(p->hs.out_sent < p->hs.out_len);
+    struct io_uring_sqe *sqe = net_sqe(t, &p->op_send);
+    io_uring_prep_send(sqe, p->fd, p->hs.out + p->hs.out_sent, p->hs.out_len - p->hs.out_sent,
+                       MSG_NOSIGNAL);
+    p->inflight++;
+}
+
+static void hs_recv(struct yggr_transport *t, struct tcp_net_peer *p)
+{
+    YGGR_ASSERT(p->state == TCP_LINK_HANDSHAKE);
+    uint32_t want = auth_want(&p->hs);
+    YGGR_ASSERT(want > 0 && want <= AUTH_CHALLENGE_BYTES); /* never reads past it */
+    struct io_uring_sqe *sqe = net_sqe(t, &p->op_probe);
+    io_uring_prep_recv(sqe, p->fd, auth_in(&p->hs), want, 0);
+    p->inflight++;
+}
+
+static void hs_fail(struct yggr_transport *t, struct tcp_net_peer *p, const char *fmt, ...)
+{
+    char why[224];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    YGGR_ASSERT(p->state == TCP_LINK_HANDSHAKE);
+    count(&stats_of(t, p)->decode_errors, 1);
+    tcp_log(t, p->auth_failing ? 3 : 1, "peer %llu: authentication failed: %s; retrying",
+            (unsigned long long)p->id, why);
+    p->auth_failing = true;
+    close_link(t, p);
+}
+
+static void hs_send_done(struct yggr_transport *t, struct tcp_net_peer *p, int res)
+{
+    if (res == -EINTR || res == -EAGAIN || res == -ENOBUFS) {
+        hs_send(t, p);
+        return;
+    }
+    if (res <= 0) {
+        hs_fail(t, p, "send: %s", res == 0 ? "wrote nothing" : strerror(-res));
+        return;
+    }
+    if (!auth_sent(&p->hs, (uint32_t)res)) {
+        hs_send(t, p);
+        return;
+    }
+    if (p->hs.state == AUTH_STATE_RECV_CHALLENGE) {
+        hs_recv(t, p); /* HELLO is out */
+        return;
+    }
+    established(t, p); /* PROOF is out; frames may follow */
+}
+
+static void hs_recv_done(struct yggr_transport *t, struct tcp_net_peer *p, int res)
+{
+    char why[160];
+    if (res == -EINTR || res == -EAGAIN || res == -ENOBUFS) {
+        hs_recv(t, p);
+        return;
+    }
+    if (res == 0) {
+        hs_fail(t, p, "it closed the connection (it refused us: a different cluster secret "
+                      "or cluster id, no secret configured there, or we are not its peer)");
+        return;
+    }
+    if (res < 0) {
+        hs_fail(t, p, "recv: %s", strerror(-res));
+        return;
+    }
+    switch (auth_received(&t->key, &p->hs, (uint32_t)res, why, sizeof(why))) {
+    case AUTH_VERDICT_MORE: hs_recv(t, p); return;
+    case AUTH_VERDICT_SEND: hs_send(t, p); return; /* the PROOF */
+    case AUTH_VERDICT_FAIL: hs_fail(t, p, "%s", why); return;
+    case AUTH_VERDICT_NOT_HANDSHAKE:
+        hs_fail(t, p, "%s in its answer (not a yggr node with a cluster secret?)", why);
+        return;
+    case AUTH_VERDICT_CHECK_PEER:
+    case AUTH_VERDICT_DONE: break; /* listener verdicts */
+    }
+    YGGR_UNREACHABLE();
+}
+
 static void established(struct yggr_transport *t, struct tcp_net_peer *p)
 {
     YGGR_ASSERT(p->state == TCP_LINK_HANDSHAKE);
+    if (t->auth) {
+        YGGR_ASSERT(p->hs.state == AUTH_STATE_DONE);
+        if (p->auth_failing) {
+            tcp_log(t, 2, "peer %llu: authenticated", (unsigned long long)p->id);
+        }
+        p->auth_failing = false;
+    }
     p->state = TCP_LINK_ESTABLISHED;
     p->backoff_ms = TCP_BACKOFF_MIN_MS;
     if (p->ever_connected) {
@@ -246,10 +354,17 @@ static void connect_done(struct yggr_transport *t, struct tcp_net_peer *p, int r
         close_link(t, p);
         return;
     }
-    /* Authentication seam: an authenticated handshake would start here and call
-     * established() when it verified the peer. Without a secret there is nothing to do. */
     p->state = TCP_LINK_HANDSHAKE;
-    established(t, p);
+    if (!t->auth) {
+        established(t, p);
+        return;
+    }
+    if (auth_dialer_start(&t->key, &p->hs, p->id) != 0) {
+        hs_fail(t, p, "cannot build a HELLO (libcrypto: no randomness?)");
+        return;
+    }
+    p->hs.deadline_ns = net_now_ns() + (uint64_t)AUTH_TIMEOUT_MS * 1000000ull;
+    hs_send(t, p);
 }
 
 static void pump(struct yggr_transport *t, struct tcp_net_peer *p)
@@ -302,6 +417,10 @@ static void send_done(struct yggr_transport *t, struct tcp_net_peer *p, int res)
     if (p->state == TCP_LINK_CLOSING) {
         return;
     }
+    if (p->state == TCP_LINK_HANDSHAKE) {
+        hs_send_done(t, p, res);
+        return;
+    }
     YGGR_ASSERT(p->state == TCP_LINK_ESTABLISHED);
     if (res == -EINTR || res == -EAGAIN || res == -ENOBUFS) {
         pump(t, p); /* transient: resend the same bytes */
@@ -323,13 +442,17 @@ static void probe_done(struct yggr_transport *t, struct tcp_net_peer *p, int res
     if (p->state == TCP_LINK_CLOSING) {
         return;
     }
+    if (p->state == TCP_LINK_HANDSHAKE) {
+        hs_recv_done(t, p, res);
+        return;
+    }
     YGGR_ASSERT(p->state == TCP_LINK_ESTABLISHED);
     if (res == -EINTR || res == -EAGAIN || res == -ENOBUFS) {
         arm_probe(t, p);
         return;
     }
     if (res > 0) {
-        /* Nothing is ever sent back on our outbound link (no handshake yet). */
+        /* Nothing is ever sent back on our outbound link after the handshake. */
         count(&stats_of(t, p)->decode_errors, 1);
         tcp_log(t, 1, "peer %llu: unexpected bytes on our outbound link; reconnecting",
                 (unsigned long long)p->id);
@@ -352,7 +475,8 @@ void outbound_complete(struct yggr_transport *t, struct tcp_op *op, int res)
     case TCP_OP_PROBE: probe_done(t, p, res); break;
     case TCP_OP_DOORBELL:
     case TCP_OP_ACCEPT:
-    case TCP_OP_RECV: YGGR_UNREACHABLE();
+    case TCP_OP_RECV:
+    case TCP_OP_HS_SEND: YGGR_UNREACHABLE();
     }
     if (p->state == TCP_LINK_CLOSING && p->inflight == 0) {
         finish_close(t, p);
@@ -434,6 +558,15 @@ void outbound_timers(struct yggr_transport *t, uint64_t now_ns, uint64_t *next_n
     YGGR_ASSERT(!t->stopping);
     for (uint32_t i = 0; i < TCP_MAX_PEERS; i++) {
         struct tcp_net_peer *p = &t->npeers[i];
+        if (p->used && p->state == TCP_LINK_HANDSHAKE) {
+            YGGR_ASSERT(t->auth && p->hs.deadline_ns != 0);
+            if (p->hs.deadline_ns <= now_ns) {
+                hs_fail(t, p, "no CHALLENGE within %u ms", AUTH_TIMEOUT_MS);
+            } else if (p->hs.deadline_ns < *next_ns) {
+                *next_ns = p->hs.deadline_ns;
+            }
+            continue;
+        }
         if (!p->used || p->state != TCP_LINK_BACKOFF) {
             continue;
         }

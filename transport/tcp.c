@@ -57,7 +57,7 @@ pthread_mutex_t tcp_tsan_ring_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void tcp_log(struct yggr_transport *t, int level, const char *fmt, ...)
 {
-    char msg[256];
+    char msg[384];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -619,6 +619,7 @@ static void tcp_close(struct yggr_transport *t)
     free(t->cmd_slots);
     free(t->chunk_slots);
     free(t->batch_slots);
+    auth_key_wipe(&t->key);
     pthread_mutex_destroy(&t->init_lock);
     pthread_cond_destroy(&t->init_cond);
     free(t);
@@ -648,8 +649,13 @@ static int check_options(const struct yggr_tcp_options *o, struct tcp_addr *list
                 o->listen_addr != NULL ? o->listen_addr : "(null)");
         return YGGR_ERR_INVALID;
     }
-    if (o->secret != NULL || o->secret_len != 0) {
-        set_why(why, why_size, "peer authentication (secret) is not implemented yet");
+    if (o->secret == NULL && o->secret_len != 0) {
+        set_why(why, why_size, "secret_len is %u but secret is NULL", o->secret_len);
+        return YGGR_ERR_INVALID;
+    }
+    if (o->secret != NULL && o->secret_len < AUTH_SECRET_MIN_BYTES) {
+        set_why(why, why_size, "the cluster secret is %u bytes; use at least %u", o->secret_len,
+                AUTH_SECRET_MIN_BYTES);
         return YGGR_ERR_INVALID;
     }
     if (o->max_frame_bytes > TCP_MAX_FRAME_BYTES) {
@@ -713,6 +719,14 @@ int yggr_tcp_transport_create(const struct yggr_tcp_options *options,
     t->log_fn = options->log_fn;
     t->log_ctx = options->log_ctx;
     t->listen_fd = -1;
+    /* The secret is borrowed: only the derived key is kept (wiped at close). */
+    t->auth = options->secret != NULL;
+    if (t->auth && auth_key_init(&t->key, options->secret, options->secret_len,
+                                 options->cluster_id, options->node_id) != 0) {
+        set_why(why, why_size, "cannot derive the authentication key (libcrypto failed)");
+        free(t);
+        return YGGR_ERR_IO;
+    }
     t->rng = (options->node_id * 0x9E3779B97F4A7C15ull) ^ (uint64_t)time(NULL) ^ 1u;
     for (uint32_t i = 0; i < TCP_MAX_CONNS; i++) {
         t->conns[i].fd = -1;

@@ -15,6 +15,7 @@
 #include <ck_ring.h>
 #include <liburing.h>
 
+#include "auth.h"
 #include "yggr/plugin.h"
 
 /*
@@ -27,6 +28,9 @@
  *                generation so a reused slot never shows the previous peer's counters)
  *   doorbell     eventfd read by net's io_uring; written by the driver only when net parked
  * Fields are marked owner: drv / owner: net; everything else is set before start().
+ *
+ * With a cluster secret (`auth`), links and connections run the handshake of auth.c in
+ * their HANDSHAKE state before any frame moves (docs/wire.md, "Authenticated peers").
  */
 
 #define TCP_MAX_PEERS 64u          /* peer slots (2 x YGGR_MAX_MEMBERS) */
@@ -102,6 +106,7 @@ enum tcp_op_kind {
     TCP_OP_SEND,
     TCP_OP_PROBE,                  /* recv on an outbound link: EOF or bytes end it */
     TCP_OP_RECV,
+    TCP_OP_HS_SEND,                /* send of a handshake message on an accepted connection */
 };
 
 struct tcp_op {
@@ -114,7 +119,7 @@ enum tcp_link_state {
     TCP_LINK_UNUSED = 0,
     TCP_LINK_BACKOFF,              /* waiting for retry_at_ns */
     TCP_LINK_CONNECTING,
-    TCP_LINK_HANDSHAKE,            /* auth seam: nothing to do without a secret */
+    TCP_LINK_HANDSHAKE,            /* authenticating (left at once without a secret) */
     TCP_LINK_ESTABLISHED,
     TCP_LINK_CLOSING,              /* waiting for in-flight ops before close(fd) */
 };
@@ -150,7 +155,10 @@ struct tcp_net_peer {
     uint64_t retry_at_ns;
     uint32_t backoff_ms;
     bool ever_connected;
+    bool auth_failing;             /* a handshake failure was logged; quiet until success */
     uint8_t probe_buf[64];
+    struct auth_hs hs;             /* HANDSHAKE: the dialer side (send on op_send, recv on
+                                    * op_probe) */
 };
 
 /* The driver's view of a peer. owner: drv. */
@@ -168,7 +176,7 @@ struct tcp_drv_peer {
 
 enum tcp_conn_state {
     TCP_CONN_FREE = 0,
-    TCP_CONN_HANDSHAKE,            /* auth seam: nothing to do without a secret */
+    TCP_CONN_HANDSHAKE,            /* authenticating (left at once without a secret) */
     TCP_CONN_ESTABLISHED,
     TCP_CONN_CLOSING,
 };
@@ -179,13 +187,15 @@ struct tcp_conn {
     int fd;
     uint32_t inflight;
     struct tcp_op op_recv;
-    uint64_t sender;               /* fixed by the first frame; 0 = none yet */
+    struct tcp_op op_send;         /* HANDSHAKE only: CHALLENGE */
+    uint64_t sender;               /* fixed by the handshake or the first frame; 0 = none yet */
     uint32_t slot;                 /* sender's peer slot */
     bool blocked;                  /* waiting for a free batch */
-    struct yggr_buf *rbuf;
+    struct yggr_buf *rbuf;         /* NULL until ESTABLISHED */
     uint32_t head;                 /* parse offset */
     uint32_t tail;                 /* received bytes */
     struct tcp_addr remote;        /* for logs */
+    struct auth_hs hs;             /* HANDSHAKE: the listener side */
 };
 
 enum tcp_batch_state { TCP_BATCH_FREE = 0, TCP_BATCH_FILLING, TCP_BATCH_OUT };
@@ -285,6 +295,8 @@ struct yggr_transport {
     yggr_wake_fn wake;
     void *wake_ctx;
     int cpu;
+    bool auth;                     /* a cluster secret is configured: handshake first */
+    struct auth_key key;           /* derived from the secret and cluster id (auth.c) */
 
     /* Rings and doorbell. */
     struct ck_ring cmd_ring;
@@ -333,7 +345,8 @@ struct yggr_transport {
 
     /* Shared counters (net writes, driver reads). */
     struct tcp_stats stats[TCP_MAX_PEERS];
-    struct tcp_stats unknown;      /* frames from unknown senders, junk connections */
+    struct tcp_stats unknown;      /* frames from unknown senders, junk connections, and
+                                    * bytes_in of every handshake (read before auth) */
 };
 
 /* tcp.c */
@@ -367,6 +380,7 @@ struct tcp_net_peer *outbound_find(struct yggr_transport *t, uint64_t id);
 
 /* inbound.c */
 void inbound_accept_arm(struct yggr_transport *t);
+void inbound_timers(struct yggr_transport *t, uint64_t now_ns, uint64_t *next_ns);
 void inbound_complete(struct yggr_transport *t, struct tcp_op *op, int res);
 void inbound_release(struct yggr_transport *t, struct tcp_batch *b);
 void inbound_publish(struct yggr_transport *t);
