@@ -117,7 +117,9 @@ static void driver_defer(struct driver *d, const struct yggr_storage_req *req)
 void driver_submit(struct driver *d, const struct yggr_storage_req *req)
 {
     YGGR_ASSERT(req != NULL);
-    if (d->deferred_head == NULL) {
+    /* Before the disk worker starts (the RECOVER step may append the bootstrap entries),
+     * requests wait in the deferred queue, in order. */
+    if (d->deferred_head == NULL && d->storage_started) {
         int rc = d->node->sops->submit(d->node->storage, req);
         if (rc == 0) {
             return;
@@ -489,6 +491,7 @@ static void driver_note_summary(struct driver *d, const struct yggr_actions *a)
     d->leader = a->leader_id;
     d->commit = a->commit_index;
     d->last_index = a->last_index;
+    d->transferring = a->transferring;
     if (was_leader && a->role != YGGR_ROLE_LEADER) {
         node_log(d->node, 2, "stepped down in term %llu (leader now %llu)",
                  (unsigned long long)a->term, (unsigned long long)a->leader_id);
@@ -771,6 +774,8 @@ void *driver_main(void *arg)
     struct driver *d = node->drv;
     YGGR_ASSERT(d != NULL);
     threads_setup("yggr-drv", node->config.cpu_driver, node);
+    d->storage_started = true;
+    driver_flush_deferred(d);
     driver_sync_peers(d);
     for (;;) {
         d->wakeups++;

@@ -61,6 +61,7 @@ struct driver {
     uint64_t leader;
     uint64_t commit;
     uint64_t last_index;
+    bool transferring;
 
     /* Proposal batching. */
     struct req **batch;
@@ -88,6 +89,7 @@ struct driver {
     uint64_t hole_seq;
 
     /* Storage. */
+    bool storage_started;           /* submit() is refused before the worker starts */
     uint64_t storage_seq;
     struct deferred_req *deferred_head;
     struct deferred_req *deferred_tail;

@@ -366,6 +366,13 @@ static int admin_status(struct driver *d, struct admin *a)
         if (d->leader == a->target) {
             return 0;
         }
+        if (d->role == YGGR_ROLE_LEADER && !d->transferring) {
+            /* The engine gives a transfer one election timeout (the target may have been
+             * unreachable or behind); keep trying until the caller's deadline. */
+            struct yggr_event ev = {.type = YGGR_EVENT_TRANSFER};
+            ev.as.transfer.target = a->target;
+            driver_step(d, &ev);
+        }
         break;
     case ADMIN_SNAPSHOT:
     case ADMIN_METRICS:

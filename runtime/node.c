@@ -363,13 +363,10 @@ static int node_recover(struct yggr_node *node, const struct yggr_config *c,
     return 0;
 }
 
-static int node_create_plugins(struct yggr_node *node, const struct yggr_config *c, char *why,
+static int node_create_storage(struct yggr_node *node, const struct yggr_config *c, char *why,
                                size_t n)
 {
-    if (c->storage_ops != NULL) {
-        node->sops = c->storage_ops;
-        node->storage = c->storage;
-    } else {
+    if (c->storage_ops == NULL) {
         struct yggr_disk_options o = {
             .dir = c->data_dir,
             .segment_bytes = c->segment_bytes,
@@ -380,10 +377,15 @@ static int node_create_plugins(struct yggr_node *node, const struct yggr_config 
             return rc;
         }
     }
-    if (c->transport_ops != NULL) {
-        node->tops = c->transport_ops;
-        node->transport = c->transport;
-        return 0;
+    return 0;
+}
+
+/* After recovery: the authenticated handshake binds the cluster id read from disk. */
+static int node_create_transport(struct yggr_node *node, const struct yggr_config *c,
+                                 char *why, size_t n)
+{
+    if (node->transport != NULL) {
+        return 0; /* the caller's plugin, taken over at start */
     }
     struct yggr_tcp_options t = {
         .node_id = c->node_id,
@@ -392,6 +394,7 @@ static int node_create_plugins(struct yggr_node *node, const struct yggr_config 
         .peer_queue_bytes = 64u << 20,
         .secret = node->secret,
         .secret_len = c->cluster_secret_len,
+        .cluster_id = node->cluster_id,
         .log_fn = c->log_fn,
         .log_ctx = c->log_ctx,
     };
@@ -499,15 +502,23 @@ int yggr_node_start(const struct yggr_config *config, struct yggr_node **out, ch
     }
     struct yggr_storage_state state;
     memset(&state, 0, sizeof(state));
+    /* Plugins passed in are ours from here on: closed on any failure below. */
+    node->sops = config->storage_ops;
+    node->storage = config->storage;
+    node->tops = config->transport_ops;
+    node->transport = config->transport;
     rc = node_copy_config(node, config);
     if (rc == 0) {
         rc = node_alloc_pools(node);
     }
     if (rc == 0) {
-        rc = node_create_plugins(node, config, why, why_size);
+        rc = node_create_storage(node, config, why, why_size);
     }
     if (rc == 0) {
         rc = node_recover(node, config, &state, why, why_size);
+    }
+    if (rc == 0) {
+        rc = node_create_transport(node, config, why, why_size);
     }
     if (rc == 0) {
         rc = driver_create(node, &state);

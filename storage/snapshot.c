@@ -568,6 +568,8 @@ bool snapshot_chunk_start(struct yggr_storage *s)
         in->received += c->len;
     }
     if (c->done) {
+        /* The total size is known only with the last chunk (earlier chunks carry 0). */
+        in->meta.size = c->meta.size;
         add_install(s);
     }
     disk_stages_start(s);

@@ -57,6 +57,10 @@ struct cluster {
     struct yggr_config cfg[CLUSTER_MAX];
     struct yggr_peer peers[CLUSTER_MAX][CLUSTER_MAX];
     char addr[CLUSTER_MAX][32];
+    /* Writes retried by cluster_add_any after an outcome-unknown error (they may have been
+     * applied twice: correct Raft behaviour, an application-level duplicate). */
+    uint32_t unknown_count;
+    uint64_t unknown_sum;
 };
 
 /* Defaults: tick 5 ms, elections 10-20 ticks, heartbeat 2 ticks. `tweak` (may be NULL) may
@@ -74,8 +78,12 @@ int cluster_wait_leader(struct cluster *c, uint64_t timeout_ms);
 bool cluster_wait_applied(struct cluster *c, uint64_t index, uint64_t timeout_ms);
 /* Propose `value` through node i (blocking); returns the error, *total = reply. */
 int cluster_add(struct cluster *c, uint32_t i, uint64_t value, uint64_t *total, uint64_t *index);
-/* Propose through whoever is leader, retrying on NOT_LEADER / NO_LEADER. */
+/* Propose through whoever is leader, retrying until it succeeds; retries after an
+ * outcome-unknown error are counted in unknown_count / unknown_sum. */
 int cluster_add_any(struct cluster *c, uint64_t value, uint64_t *total, uint64_t timeout_ms);
+/* True when `total` is what `expected` acknowledged writes give, allowing for the retried
+ * unknown-outcome writes (never less: a lost acknowledged write fails this). */
+bool cluster_total_ok(const struct cluster *c, uint64_t total, uint64_t expected);
 uint64_t counter_total(struct counter *sm);
 uint64_t now_ms(void);
 /* Fresh temp dir (malloc'd path) / rm -rf. */
