@@ -29,6 +29,7 @@ struct cli {
     bool trace;
     bool stop;
     double progress_s;
+    double time_limit_s;
     uint32_t trace_records;
     char features[256];
 };
@@ -56,6 +57,8 @@ static void usage(FILE *out)
         "  --trace-lines N   trace records printed with a violation (default 200)\n"
         "  --stop            stop at the first violation\n"
         "  --progress SECS   progress line interval on stderr (default 2, 0 = off)\n"
+        "  --time-limit SECS stop starting new seeds after SECS (0 = none, the default);\n"
+        "                    the summary counts the seeds actually run\n"
         "  --help            this text\n\n"
         "The last line is a summary ending in \"N seeds, V violations\"; exit status 1 when\n"
         "V > 0. A violation prints the seed, the step, the last trace records and the exact\n"
@@ -106,6 +109,8 @@ static int parse(struct cli *c, int argc, char **argv)
             snprintf(c->features, sizeof(c->features), "%s", v);
         } else if (strcmp(a, "--progress") == 0) {
             c->progress_s = strtod(v, NULL);
+        } else if (strcmp(a, "--time-limit") == 0) {
+            c->time_limit_s = strtod(v, NULL);
         } else if (!parse_u64(v, &n)) {
             fprintf(stderr, "yggr-sim: bad value '%s' for %s\n", v, a);
             return 2;
@@ -218,6 +223,11 @@ int main(int argc, char **argv)
             last = t;
         }
         if (violations > 0 && c.stop) {
+            break;
+        }
+        if (c.time_limit_s > 0 && t - start >= c.time_limit_s) {
+            fprintf(stderr, "yggr-sim: time limit of %.0fs reached after %" PRIu64 " seeds\n",
+                    c.time_limit_s, done);
             break;
         }
     }
