@@ -73,7 +73,7 @@ struct yggr_engine_config {
     uint32_t snapshot_chunks_inflight;    /* chunks streamed ahead of acks; default 4 */
     uint64_t snapshot_threshold_entries;  /* SnapshotHint band; 0 = off; default 0 */
     uint64_t max_log_entries;             /* live-log guard for SnapshotHint; 0 = off */
-    uint64_t snapshot_trailing_entries;   /* entries kept below a snapshot for catch-up */
+    uint64_t snapshot_trailing_entries;   /* entries kept below a snapshot for catch-up; 1024 */
     /* Wire compatibility: when true this engine never SENDS the protocol extensions
      * (round, conflict term, transfer flag, removed flag), exactly like a reference peer.
      * Received extensions are always honoured; missing ones are handled conservatively. */
@@ -243,6 +243,10 @@ struct yggr_event {
         struct {
             enum yggr_change_type type;
             uint64_t node;
+            /* Optional address of `node` ("host:port", no NUL, at most 256 bytes), copied
+             * into the CONFIG entry's payload (ADD_VOTER / ADD_LEARNER). */
+            const uint8_t *addr;
+            uint32_t addr_len;
         } change;                                                  /* CHANGE */
         struct {
             uint64_t id;                      /* opaque, echoed in ready/failed */
@@ -334,13 +338,20 @@ struct yggr_actions {
     struct {
         const struct yggr_entry *entries;
         uint32_t count;
+        uint64_t first_index;  /* index of the first entry handed out */
+        /* true: `entries` is NULL; read the `count` entries from first_index on from log
+         * storage (they are durable there) and apply them. Happens after a restart, when
+         * committed entries are older than the in-memory cache. */
+        bool from_storage;
     } apply;
 
     /* YGGR_ACT_SNAPSHOT_CHUNK: write `len` bytes at `offset` of the incoming snapshot
      * `meta.last` (a new snapshot starts at offset 0 and replaces any partial one). When
-     * `done`, make it the node's snapshot atomically, drop every log entry <= meta.last.index
-     * unless the entry at meta.last.index has meta.last.term (then keep the entries above
-     * it), and report SNAPSHOT_PERSISTED. */
+     * `done`, make it the node's snapshot atomically, drop every log entry <= meta.last.index,
+     * and also every entry above it UNLESS the stored entry at meta.last.index has
+     * meta.last.term (then keep the entries above it); report SNAPSHOT_PERSISTED.
+     * data/buf point into the RECEIVE event's bytes; the engine holds a reference on `buf`
+     * until the next step. */
     struct {
         struct yggr_snapshot_meta meta;
         uint64_t offset;
