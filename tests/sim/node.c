@@ -146,6 +146,48 @@ static void do_append(struct sim *sim, struct sim_node *n, const struct yggr_act
     }
 }
 
+static void chunk_reserve(struct store *s, uint64_t need)
+{
+    if (need <= s->partial_cap) {
+        return;
+    }
+    uint64_t cap = s->partial_cap < 256 ? 256 : s->partial_cap;
+    while (cap < need) {
+        cap *= 2;
+    }
+    s->partial_data = realloc(s->partial_data, cap);
+    YGGR_ASSERT(s->partial_data != NULL);
+    s->partial_cap = cap;
+}
+
+/* The chunk's meta.size is 0 until the done chunk (the wire carries no total size). */
+static void chunk_done(struct sim *sim, struct sim_node *n, const struct yggr_snapshot_meta *meta)
+{
+    struct store *s = &n->store;
+    if (s->partial_len != meta->size || meta->size > UINT32_MAX) {
+        sim_violate(sim, "snapshot chunk: n%llu done at %llu bytes, meta says %llu", U(n->id),
+                    U(s->partial_len), U(meta->size));
+        return;
+    }
+    struct pop op = {.kind = POP_SNAPSHOT};
+    op.snap.present = true;
+    op.snap.meta = *meta;
+    op.snap.bytes = yggr_buf_alloc((uint32_t)meta->size);
+    YGGR_ASSERT(op.snap.bytes != NULL);
+    memcpy(op.snap.bytes->data, s->partial_data, meta->size);
+    op.ready_step = sim->now_step + n->disk_latency;
+    (void)store_submit(s, &op);
+    ssnap_release(&op.snap);
+    if (slog_at(&s->written.log, meta->last.index + 1) == NULL) {
+        n->config_count = 0;
+    } else {
+        configs_forget_below(n, meta->last.index + 1);
+    }
+    ssnap_release(&s->partial);
+    s->partial_len = 0;
+    note(sim, TR_INSTALL, n, meta->last.index, meta->last.term, meta->size, 1);
+}
+
 static void do_chunk(struct sim *sim, struct sim_node *n, const struct yggr_actions *a)
 {
     struct store *s = &n->store;
@@ -156,42 +198,24 @@ static void do_chunk(struct sim *sim, struct sim_node *n, const struct yggr_acti
         ssnap_release(&s->partial);
         s->partial.present = true;
         s->partial.meta = *meta;
-        s->partial.bytes = yggr_buf_alloc((uint32_t)meta->size);
-        YGGR_ASSERT(s->partial.bytes != NULL);
         s->partial_len = 0;
     }
     if (!s->partial.present || s->partial.meta.last.index != meta->last.index ||
         s->partial.meta.last.term != meta->last.term || offset != s->partial_len ||
-        offset + len > meta->size || (len > 0 && a->snapshot_chunk.data == NULL)) {
-        sim_violate(sim, "snapshot chunk: n%llu got offset %llu len %u of (%llu,%llu) size %llu "
-                    "while holding %llu bytes", U(n->id), U(offset), len,
-                    U(meta->last.index), U(meta->last.term), U(meta->size), U(s->partial_len));
+        (len > 0 && a->snapshot_chunk.data == NULL)) {
+        sim_violate(sim, "snapshot chunk: n%llu got offset %llu len %u of (%llu,%llu) while "
+                    "holding %llu bytes", U(n->id), U(offset), len, U(meta->last.index),
+                    U(meta->last.term), U(s->partial_len));
         return;
     }
+    chunk_reserve(s, offset + len);
     if (len > 0) {
-        memcpy(s->partial.bytes->data + offset, a->snapshot_chunk.data, len);
+        memcpy(s->partial_data + offset, a->snapshot_chunk.data, len);
     }
     s->partial_len += len;
-    if (!a->snapshot_chunk.done) {
-        return;
+    if (a->snapshot_chunk.done) {
+        chunk_done(sim, n, meta);
     }
-    if (s->partial_len != meta->size) {
-        sim_violate(sim, "snapshot chunk: n%llu done at %llu of %llu bytes", U(n->id),
-                    U(s->partial_len), U(meta->size));
-        return;
-    }
-    struct pop op = {.kind = POP_SNAPSHOT, .snap = s->partial};
-    op.ready_step = sim->now_step + n->disk_latency;
-    (void)store_submit(&n->store, &op);
-    const struct yggr_entry *kept = slog_at(&s->written.log, meta->last.index + 1);
-    if (kept == NULL) {
-        n->config_count = 0;
-    } else {
-        configs_forget_below(n, meta->last.index + 1);
-    }
-    ssnap_release(&s->partial);
-    s->partial_len = 0;
-    note(sim, TR_INSTALL, n, meta->last.index, meta->last.term, meta->size, 1);
 }
 
 static void do_compact(struct sim *sim, struct sim_node *n, const struct yggr_actions *a)
@@ -266,9 +290,9 @@ static bool send_durable(struct sim *sim, struct sim_node *n, const struct yggr_
     if (m->type == YGGR_MSG_APPEND_RESPONSE && m->as.append_response.success) {
         uint64_t la = m->as.append_response.last_appended;
         const struct yggr_entry *de = slog_at(&d->log, la);
-        const struct yggr_entry *we = slog_at(&n->store.written.log, la);
+        uint64_t term = yggr_engine_term_at(n->engine, la);
         bool snap_covers = d->snap.present && la <= d->snap.meta.last.index;
-        if (la > 0 && !snap_covers && (de == NULL || we == NULL || de->term != we->term)) {
+        if (la > 0 && !snap_covers && (de == NULL || (term != 0 && de->term != term))) {
             return sim_violate(sim, "persist before send: n%llu acknowledges index %llu that "
                                "is not durable (durable log [%llu,%llu])", U(n->id), U(la),
                                U(d->log.first), U(slog_last(&d->log)));
@@ -396,11 +420,34 @@ static void acknowledge(struct sim *sim, struct sim_node *n, const struct yggr_e
     }
 }
 
+/* The i-th entry of an APPLY action; from_storage ones come from the log on disk. */
+static const struct yggr_entry *apply_entry(struct sim *sim, struct sim_node *n,
+                                            const struct yggr_actions *a, uint32_t i)
+{
+    if (!a->apply.from_storage) {
+        return &a->apply.entries[i];
+    }
+    const struct yggr_entry *e = slog_at(&n->store.durable.log, a->apply.first_index + i);
+    if (e == NULL) {
+        sim_violate(sim, "apply: n%llu must apply index %llu from storage but its durable log "
+                    "is [%llu,%llu]", U(n->id), U(a->apply.first_index + i),
+                    U(n->store.durable.log.first), U(slog_last(&n->store.durable.log)));
+    }
+    return e;
+}
+
 static void do_apply(struct sim *sim, struct sim_node *n, const struct yggr_actions *a)
 {
     uint32_t count = a->apply.count;
+    uint64_t first = 0;
+    uint64_t last = 0;
     for (uint32_t i = 0; i < count && !sim->check.failed; i++) {
-        const struct yggr_entry *e = &a->apply.entries[i];
+        const struct yggr_entry *e = apply_entry(sim, n, a, i);
+        if (e == NULL) {
+            return;
+        }
+        first = i == 0 ? e->index : first;
+        last = e->index;
         if (e->index != n->sm.applied + 1 || e->index > n->commit ||
             e->term < n->sm.applied_term || (e->len > 0 && e->data == NULL)) {
             sim_violate(sim, "apply: n%llu applies (%llu,%llu) after (%llu,%llu) with commit "
@@ -420,8 +467,7 @@ static void do_apply(struct sim *sim, struct sim_node *n, const struct yggr_acti
         acknowledge(sim, n, e, digest);
     }
     if (count > 0) {
-        note(sim, TR_APPLY, n, a->apply.entries[0].index, a->apply.entries[count - 1].index,
-             0, 0);
+        note(sim, TR_APPLY, n, first, last, a->apply.from_storage, 0);
     }
 }
 
@@ -465,22 +511,25 @@ static void do_summary(struct sim *sim, struct sim_node *n, const struct yggr_ac
                     U(n->id), U(a->applied_index), U(a->commit_index), U(n->sm.applied));
         return;
     }
+    /* While an installed snapshot is being written, the disk already applied the log
+     * rule of SNAPSHOT_CHUNK but the engine applies it at SNAPSHOT_PERSISTED. */
     if (a->last_index != slog_last(&n->store.written.log) &&
-        !(n->store.written.log.count == 0 && a->last_index == n->store.written.log.first - 1)) {
+        !store_snapshot_pending(&n->store)) {
         sim_violate(sim, "n%llu reports last index %llu but its log ends at %llu", U(n->id),
                     U(a->last_index), U(slog_last(&n->store.written.log)));
         return;
     }
     const struct ssnap *snap = &n->store.written.snap;
-    if (snap->present && snap->meta.last.index > a->commit_index) {
+    const struct ssnap *durable = &n->store.durable.snap;
+    if (durable->present && durable->meta.last.index > a->commit_index) {
         sim_violate(sim, "n%llu snapshot floor %llu above its commit %llu", U(n->id),
-                    U(snap->meta.last.index), U(a->commit_index));
+                    U(durable->meta.last.index), U(a->commit_index));
         return;
     }
     bool new_leader = a->role == YGGR_ROLE_LEADER &&
                       (n->role != YGGR_ROLE_LEADER || n->term != a->term);
     if (a->role != n->role || a->term != n->term || a->leader_id != n->leader) {
-        sim_note(sim, TR_ROLE, n->id, (uint64_t)a->role, a->term, a->leader_id, 0, 0);
+        sim_note(sim, TR_ROLE, n->id, 0, (uint64_t)a->role, a->term, a->leader_id, 0);
     }
     n->role = a->role;
     n->term = a->term;
@@ -566,8 +615,9 @@ static void configure(struct sim *sim, struct sim_node *n)
     c->lease_duration_ticks = 0;
     if (sim->opt.features & SIM_F_LEASE) {
         /* Safe under the model's bounded clock drift (see sched.c). */
-        c->lease_duration_ticks =
-            c->election_timeout_min_ticks - 1 - (uint32_t)sim->clock_skew;
+        uint32_t by_skew = c->election_timeout_min_ticks - 1 - (uint32_t)sim->clock_skew;
+        uint32_t by_engine = c->election_timeout_min_ticks - c->heartbeat_interval_ticks - 1;
+        c->lease_duration_ticks = by_skew < by_engine ? by_skew : by_engine;
     }
     c->max_append_entries = (uint32_t)rng_range(rng, 1, 16);
     c->max_append_bytes = (uint32_t)rng_range(rng, 64, 4096);

@@ -308,10 +308,8 @@ bool sim_snapshot(struct sim *sim, uint64_t id)
     if (n->sm.applied <= floor || s->partial.present) {
         return false;
     }
-    for (uint32_t i = 0; i < s->op_count; i++) {
-        if (s->ops[(s->op_head + i) % s->op_cap].kind == POP_SNAPSHOT) {
-            return false; /* an installed snapshot is still being written */
-        }
+    if (store_snapshot_pending(s)) {
+        return false; /* an installed snapshot is still being written */
     }
     struct ssnap snap = {.present = true};
     snap.bytes = sm_serialise(&n->sm, (uint32_t)rng_range(&sim->rng, 0, 300));

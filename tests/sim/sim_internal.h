@@ -84,8 +84,10 @@ struct pop {
 struct store {
     struct sview durable;
     struct sview written;
-    struct ssnap partial;       /* incoming snapshot being assembled (volatile) */
+    struct ssnap partial;       /* incoming snapshot being assembled (volatile); */
+    uint8_t *partial_data;      /* its bytes: the total size is known only at the end */
     uint64_t partial_len;
+    uint64_t partial_cap;
     struct pop *ops;            /* FIFO ring */
     uint32_t op_head;
     uint32_t op_count;
@@ -121,6 +123,8 @@ uint32_t store_crash(struct store *store, uint32_t survive, uint32_t torn_entrie
 /* Apply `op` to `view` (shared by durable and written views). */
 void store_apply(struct sview *view, const struct pop *op);
 void pop_release(struct pop *op);
+/* Is an installed snapshot submitted but not durable yet? */
+bool store_snapshot_pending(const struct store *store);
 
 /* ---------------------------------------------------------------------------------------
  * State machine (sm.c): a hash chain over applied commands, serialisable

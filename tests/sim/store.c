@@ -227,6 +227,7 @@ void store_deinit(struct store *store)
     sview_deinit(&store->durable);
     sview_deinit(&store->written);
     ssnap_release(&store->partial);
+    free(store->partial_data);
 }
 
 void store_apply(struct sview *view, const struct pop *op)
@@ -382,4 +383,14 @@ uint32_t store_crash(struct store *store, uint32_t survive, uint32_t torn_entrie
     store->partial_len = 0;
     YGGR_ASSERT(store->op_count == 0);
     return torn;
+}
+
+bool store_snapshot_pending(const struct store *store)
+{
+    for (uint32_t i = 0; i < store->op_count; i++) {
+        if (store->ops[(store->op_head + i) % store->op_cap].kind == POP_SNAPSHOT) {
+            return true;
+        }
+    }
+    return false;
 }
