@@ -93,7 +93,10 @@ static void update_clock(struct sim *sim)
 static void do_tick(struct sim *sim)
 {
     uint64_t id = pick_node(sim, is_alive);
-    YGGR_ASSERT(id != 0);
+    if (id == 0) {
+        node_start(sim, pick_node(sim, is_down)); /* nobody left to tick */
+        return;
+    }
     if (sim->nodes[id].clock >= sim->clock + sim->clock_skew) {
         /* Too far ahead: advance the slowest live node instead. */
         for (uint32_t k = 1; k <= sim->id_count; k++) {
@@ -302,6 +305,12 @@ static void weights(struct sim *sim, uint32_t *w)
     bool calm = sim->healed;
     bool msgs = sim->net.count > 0;
     memset(w, 0, SA_COUNT * sizeof(w[0]));
+    if (alive_count(sim) == 0) {
+        /* Every node is down (a whole-cluster power loss): bring one back. */
+        w[SA_RESTART] = 1;
+        w[SA_DELIVER] = msgs ? 1 : 0;
+        return;
+    }
     w[SA_TICK] = 30;
     w[SA_DELIVER] = msgs ? 45 : 0;
     if ((f & SIM_F_SLOWDISK) && pick_node(sim, has_ready_writes) != 0) {
@@ -322,7 +331,7 @@ static void weights(struct sim *sim, uint32_t *w)
         w[SA_HEAL] = sim->net.partitioned ? 2 : 0;
     }
     if (f & SIM_F_CRASH) {
-        w[SA_CRASH] = alive_count(sim) > 1 ? 1 : 0;
+        w[SA_CRASH] = 1; /* even the last live node: whole-cluster crashes happen */
         w[SA_RESTART] = pick_node(sim, is_down) != 0 ? 3 : 0;
     }
     w[SA_CHANGE] = (f & SIM_F_MEMBERSHIP) ? 1 : 0;

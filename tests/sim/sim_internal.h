@@ -260,6 +260,7 @@ enum trace_kind {
     TR_INSTALL,
     TR_COMPACT,
     TR_ACK,
+    TR_CONFIG,    /* a CONFIG entry written to a log */
     TR_NOTE,
 };
 

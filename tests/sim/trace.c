@@ -48,7 +48,7 @@ void trace_msg(struct trace *t, uint64_t step, enum trace_kind kind, uint64_t no
 {
     struct trace_rec r = {.step = step, .kind = (uint16_t)kind, .node = (uint8_t)node};
     r.peer = (uint8_t)(node == m->from ? m->to : m->from);
-    r.x = (uint32_t)m->type | (uint32_t)(extra << 8);
+    r.x = (uint32_t)m->type | (uint32_t)(extra << 8) | (node == m->to ? 1u << 16 : 0u);
     r.a[0] = m->term;
     switch (m->type) {
     case YGGR_MSG_VOTE_REQUEST:
@@ -122,7 +122,7 @@ static const char *kind_name(uint16_t kind)
         [TR_RESTART] = "RESTART",   [TR_PARTITION] = "PARTITION", [TR_HEAL] = "HEAL",
         [TR_ROLE] = "ROLE",         [TR_COMMIT] = "COMMIT",   [TR_APPLY] = "APPLY",
         [TR_APPEND] = "APPEND",     [TR_HARD] = "HARDSTATE",  [TR_SNAPSHOT] = "SNAPSHOT",
-        [TR_INSTALL] = "INSTALL",   [TR_COMPACT] = "COMPACT", [TR_ACK] = "ACK",
+        [TR_INSTALL] = "INSTALL",   [TR_COMPACT] = "COMPACT", [TR_ACK] = "ACK",        [TR_CONFIG] = "CONFIG-ENTRY",
         [TR_NOTE] = "NOTE",
     };
     return kind <= TR_NOTE && names[kind] != NULL ? names[kind] : "?";
@@ -133,7 +133,7 @@ static const char *kind_name(uint16_t kind)
 static int format_msg(const struct trace_rec *r, char *buf, size_t size)
 {
     const uint64_t *a = r->a;
-    const char *dir = r->kind == TR_RECV ? "from" : "to";
+    const char *dir = (r->x >> 16) & 1 ? "from" : "to";
     int n = snprintf(buf, size, "%s %s n%u term=%llu", msg_name(r->x & 0xff), dir, r->peer,
                      U(a[0]));
     size_t used = n < 0 ? 0 : (size_t)n;
@@ -186,8 +186,8 @@ static void format_event(const struct trace_rec *r, char *buf, size_t size)
     switch ((enum trace_kind)r->kind) {
     case TR_TICK: snprintf(buf, size, "clock=%llu", U(a[0])); return;
     case TR_PROPOSE:
-        snprintf(buf, size, "%llu cmds -> err=%lld index=%llu term=%llu accepted=%llu",
-                 U(a[0]), (long long)(int64_t)a[1], U(a[2]), U(a[3]), U(a[4]));
+        snprintf(buf, size, "%llu cmds -> err=%lld index=%llu term=%llu", U(a[0]),
+                 (long long)(int64_t)a[1], U(a[2]), U(a[3]));
         return;
     case TR_CHANGE:
         snprintf(buf, size, "%s n%u -> err=%lld index=%llu",
@@ -234,6 +234,11 @@ static void format_event(const struct trace_rec *r, char *buf, size_t size)
     case TR_COMPACT: snprintf(buf, size, "below=%llu", U(a[0])); return;
     case TR_ACK: snprintf(buf, size, "(%llu,%llu) answered to the client", U(a[0]), U(a[1]));
         return;
+    case TR_CONFIG:
+        snprintf(buf, size, "(%llu,%llu) %s n%u", U(a[0]), U(a[1]),
+                 a[2] == 1 ? "add-voter" : a[2] == 2 ? "remove-voter" :
+                 a[2] == 3 ? "add-learner" : "promote-learner", r->peer);
+        return;
     case TR_HEAL: buf[0] = '\0'; return;
     case TR_RESULT: case TR_NOTE:
     case TR_RECV: case TR_SEND: case TR_DROP: case TR_LOST: case TR_DUP: case TR_DELAY:
@@ -261,7 +266,7 @@ void trace_format(const struct trace_rec *r, char *buf, size_t size)
     }
     int m = format_msg(r, buf + n, size - (size_t)n);
     if (r->kind == TR_LOST && m >= 0 && (size_t)(n + m) < size) {
-        snprintf(buf + n + m, size - (size_t)(n + m), "%s", lost_reason(r->x >> 8));
+        snprintf(buf + n + m, size - (size_t)(n + m), "%s", lost_reason((r->x >> 8) & 0xff));
     }
 }
 

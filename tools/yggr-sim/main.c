@@ -205,6 +205,9 @@ int main(int argc, char **argv)
     if (rc != 0) {
         return rc == 1 ? 0 : 2;
     }
+    if (c.single || c.trace) {
+        setvbuf(stdout, NULL, _IOLBF, 0); /* keep the trace up to an engine abort() */
+    }
     struct sim_stats sum;
     memset(&sum, 0, sizeof(sum));
     uint64_t violations = 0;
