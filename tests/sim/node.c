@@ -622,6 +622,21 @@ static void configure(struct sim *sim, struct sim_node *n)
         uint32_t by_engine = c->election_timeout_min_ticks - c->heartbeat_interval_ticks - 1;
         c->lease_duration_ticks = by_skew < by_engine ? by_skew : by_engine;
     }
+    if (sim->opt.fixed_config) {
+        /* Scripted tests: one entry per AppendEntries, no flow-control surprises. */
+        c->max_append_entries = 1;
+        c->max_inflight_msgs = 64;
+        c->log_cache_entries = 256;
+        c->max_term_runs = 1024;
+        c->max_pending_reads = 16;
+        c->max_step_entries = 1024;
+        c->snapshot_chunk_bytes = 64;
+        c->snapshot_chunks_inflight = 1;
+        c->snapshot_trailing_entries = 0;
+        c->reference_wire = false;
+        n->disk_latency = 0;
+        return;
+    }
     c->max_append_entries = (uint32_t)rng_range(rng, 1, 16);
     c->max_append_bytes = (uint32_t)rng_range(rng, 64, 4096);
     c->max_inflight_msgs = (uint32_t)rng_range(rng, 1, 8);
@@ -677,7 +692,7 @@ static bool restore_host(struct sim *sim, struct sim_node *n)
     const struct sview *d = &n->store.durable;
     struct yggr_membership empty;
     memset(&empty, 0, sizeof(empty));
-    sm_init(&n->sm, (n->founder || getenv("SIM_JOINER_HACK")) ? &sim->founders : &empty);
+    sm_init(&n->sm, n->founder ? &sim->founders : &empty);
     if (d->snap.present) {
         if (!sm_restore(&n->sm, d->snap.bytes->data, d->snap.meta.size)) {
             return sim_violate(sim, "restart: n%llu durable snapshot is corrupt", U(n->id));
@@ -717,7 +732,7 @@ static void recover(struct sim *sim, struct sim_node *n)
     if (d->snap.present) {
         r->snapshot = d->snap.meta;
     }
-    if (n->founder || getenv("SIM_JOINER_HACK")) {
+    if (n->founder) {
         r->base_config = sim->founders;
     }
     r->first_index = d->log.first;

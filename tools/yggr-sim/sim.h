@@ -59,6 +59,7 @@ struct sim_options {
     uint64_t heal_at;
     uint64_t converge_steps;  /* 0 = default (4000) */
     FILE *trace_out;          /* non-NULL: print every trace record as it happens */
+    bool fixed_config;        /* scripted tests: fixed engine limits (1 entry per AE) */
 };
 
 /* Counters summed over a run (and over runs by the CLI). */
