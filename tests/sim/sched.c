@@ -312,7 +312,10 @@ static void weights(struct sim *sim, uint32_t *w)
         return;
     }
     w[SA_TICK] = 30;
-    w[SA_DELIVER] = msgs ? 45 : 0;
+    /* Network throughput grows with the backlog (a link is not one message per tick):
+     * otherwise pipelined AppendEntries outpace delivery and queues grow without bound. */
+    uint32_t backlog = sim->net.count < 64 ? sim->net.count : 64;
+    w[SA_DELIVER] = msgs ? 30 + 4 * backlog : 0;
     if ((f & SIM_F_SLOWDISK) && pick_node(sim, has_ready_writes) != 0) {
         w[SA_FLUSH] = 25;
     }

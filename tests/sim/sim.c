@@ -450,8 +450,9 @@ bool sim_run(struct sim *sim)
         if (sim->healed && !sim->converged && sim->step >= deadline) {
             sim->now_step = sim->step;
             sim_violate(sim, "liveness: no convergence within %llu steps after healing at "
-                        "step %llu (leader n%llu)", U(sim->opt.converge_steps),
-                        U(sim->opt.heal_at), U(sim_leader(sim)));
+                        "step %llu (leader n%llu, %u messages in flight)",
+                        U(sim->opt.converge_steps), U(sim->opt.heal_at), U(sim_leader(sim)),
+                        sim->net.count);
             break;
         }
         sim_step(sim);
