@@ -246,3 +246,25 @@ bool cluster_run_seed(const struct sim_options *o, struct sim_stats *stats)
     sim_destroy(sim);
     return ok;
 }
+
+int cluster_change(struct cluster *c, uint64_t id, enum yggr_change_type type, uint64_t node)
+{
+    begin(c);
+    int err = sim_change(c->sim, id, type, node);
+    end(c);
+    return err;
+}
+
+bool cluster_snapshot(struct cluster *c, uint64_t id)
+{
+    begin(c);
+    bool taken = sim_snapshot(c->sim, id);
+    end(c);
+    return taken;
+}
+
+void cluster_join(struct cluster *c, uint64_t id)
+{
+    cr_assert(id > c->sim->opt.node_count, "n%llu is a founder", (unsigned long long)id);
+    cluster_restart(c, id);
+}

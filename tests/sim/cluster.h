@@ -50,6 +50,11 @@ void cluster_heal(struct cluster *c);
 /* Propose `count` commands at `id`; returns the result error. */
 int cluster_propose(struct cluster *c, uint64_t id, uint32_t count);
 struct sim_node *cluster_node(struct cluster *c, uint64_t id);
+/* Membership change / snapshot at node `id` (scripted step). */
+int cluster_change(struct cluster *c, uint64_t id, enum yggr_change_type type, uint64_t node);
+bool cluster_snapshot(struct cluster *c, uint64_t id);
+/* Start a spare id as a joiner (empty configuration). */
+void cluster_join(struct cluster *c, uint64_t id);
 /* Heartbeat rounds: tick the leader `rounds` x heartbeat and deliver everything. */
 void cluster_heartbeats(struct cluster *c, uint64_t leader, uint32_t rounds);
 
