@@ -268,3 +268,20 @@ void cluster_join(struct cluster *c, uint64_t id)
     cr_assert(id > c->sim->opt.node_count, "n%llu is a founder", (unsigned long long)id);
     cluster_restart(c, id);
 }
+
+uint64_t cluster_await_leader(struct cluster *c, uint32_t rounds)
+{
+    for (uint32_t r = 0; r < rounds; r++) {
+        for (uint32_t id = 1; id <= c->sim->id_count; id++) {
+            if (c->sim->nodes[id].alive) {
+                cluster_tick(c, id, 1);
+            }
+        }
+        cluster_deliver(c, 0, 0, 0, 500);
+        uint64_t leader = sim_leader(c->sim);
+        if (leader != 0) {
+            return leader;
+        }
+    }
+    return 0;
+}

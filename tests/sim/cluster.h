@@ -42,6 +42,9 @@ uint32_t cluster_drop(struct cluster *c, uint64_t from, uint64_t to, uint32_t ty
 #define cluster_settle(c) cluster_deliver((c), 0, 0, 0, 2000)
 /* Make `id` time out (only it ticks) and win the election with every message delivered. */
 void cluster_elect(struct cluster *c, uint64_t id);
+/* Let time pass for every live node (one tick each per round, then deliver everything)
+ * until some node leads; returns its id (0 after `rounds`). */
+uint64_t cluster_await_leader(struct cluster *c, uint32_t rounds);
 void cluster_crash(struct cluster *c, uint64_t id);
 void cluster_restart(struct cluster *c, uint64_t id);
 /* Cut `id` off from everybody (both directions) / heal every cut. */
