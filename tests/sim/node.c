@@ -747,7 +747,13 @@ static void recover(struct sim *sim, struct sim_node *n)
     }
     r->tail = d->log.e + (d->log.count - tail);
     r->tail_count = tail;
-    sim_note(sim, TR_RESTART, n->id, 0, d->term, d->vote, d->log.first, slog_last(&d->log));
+    struct trace_rec rec = {.step = sim->now_step, .kind = TR_RESTART, .node = (uint8_t)n->id};
+    rec.a[0] = d->term;
+    rec.a[1] = d->vote;
+    rec.a[2] = d->log.first;
+    rec.a[3] = slog_last(&d->log);
+    rec.a[4] = d->snap.present ? d->snap.meta.last.index : 0;
+    trace_add(&sim->trace, &rec);
     node_step(sim, n, &ev);
     free(runs);
     free(configs);
