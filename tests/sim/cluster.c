@@ -104,10 +104,14 @@ uint32_t cluster_deliver(struct cluster *c, uint64_t from, uint64_t to, uint32_t
 {
     uint32_t done = 0;
     while (done < max) {
+        /* FIFO: the oldest matching message (scripted runs reorder only on purpose). */
         struct net *net = &c->sim->net;
-        uint32_t i = 0;
-        while (i < net->count && !matches(&net->q[i], from, to, type)) {
-            i++;
+        uint32_t i = net->count;
+        for (uint32_t k = 0; k < net->count; k++) {
+            if (matches(&net->q[k], from, to, type) &&
+                (i == net->count || net->q[k].id < net->q[i].id)) {
+                i = k;
+            }
         }
         if (i == net->count) {
             break;
@@ -139,12 +143,34 @@ uint32_t cluster_drop(struct cluster *c, uint64_t from, uint64_t to, uint32_t ty
     return dropped;
 }
 
+static uint32_t deliver_votes(struct cluster *c)
+{
+    uint32_t n = 0;
+    uint32_t more;
+    do {
+        more = cluster_deliver(c, 0, 0, YGGR_MSG_PRE_VOTE_REQUEST, 100);
+        more += cluster_deliver(c, 0, 0, YGGR_MSG_PRE_VOTE_RESPONSE, 100);
+        more += cluster_deliver(c, 0, 0, YGGR_MSG_VOTE_REQUEST, 100);
+        more += cluster_deliver(c, 0, 0, YGGR_MSG_VOTE_RESPONSE, 100);
+        n += more;
+    } while (more > 0);
+    return n;
+}
+
 void cluster_elect(struct cluster *c, uint64_t id)
 {
     struct sim_node *n = cluster_node(c, id);
-    for (int i = 0; i < 200 && n->role != YGGR_ROLE_LEADER; i++) {
+    /* Leader stickiness: voters refuse while they heard from a leader within the
+     * minimum election timeout, so let that much time pass on every other node. */
+    for (uint32_t k = 1; k <= c->sim->id_count; k++) {
+        struct sim_node *o = &c->sim->nodes[k];
+        if (k != id && o->alive) {
+            cluster_tick(c, k, o->cfg.election_timeout_min_ticks);
+        }
+    }
+    for (int i = 0; i < 2000 && n->role != YGGR_ROLE_LEADER; i++) {
         cluster_tick(c, id, 1);
-        cluster_deliver(c, 0, 0, 0, 200);
+        deliver_votes(c);
     }
     cr_assert(eq(int, n->role, YGGR_ROLE_LEADER), "n%llu did not become leader",
               (unsigned long long)id);

@@ -40,7 +40,9 @@ uint32_t cluster_deliver(struct cluster *c, uint64_t from, uint64_t to, uint32_t
 uint32_t cluster_drop(struct cluster *c, uint64_t from, uint64_t to, uint32_t type);
 /* Deliver everything (heartbeats keep coming: bounded by `max`). */
 #define cluster_settle(c) cluster_deliver((c), 0, 0, 0, 2000)
-/* Make `id` time out (only it ticks) and win the election with every message delivered. */
+/* Make `id` time out and win the election: the other live nodes first tick past leader
+ * stickiness, then only `id` ticks; only vote traffic is delivered (the new leader's
+ * first AppendEntries stay in flight for the test to deliver or drop). */
 void cluster_elect(struct cluster *c, uint64_t id);
 /* Let time pass for every live node (one tick each per round, then deliver everything)
  * until some node leads; returns its id (0 after `rounds`). */

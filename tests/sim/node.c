@@ -623,7 +623,10 @@ static void configure(struct sim *sim, struct sim_node *n)
         c->lease_duration_ticks = by_skew < by_engine ? by_skew : by_engine;
     }
     if (sim->opt.fixed_config) {
-        /* Scripted tests: one entry per AppendEntries, no flow-control surprises. */
+        /* Scripted tests: one entry per AppendEntries, no flow-control surprises, and
+         * long election timeouts so that only the node a test ticks on purpose
+         * campaigns (cluster_elect ticks the others past leader stickiness first). */
+        c->election_timeout_max_ticks = 1000;
         c->max_append_entries = 1;
         c->max_inflight_msgs = 64;
         c->log_cache_entries = 256;

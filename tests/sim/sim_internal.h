@@ -273,7 +273,7 @@ struct trace_rec {
     uint64_t a[6];
 };
 
-#define TRACE_RING 1024
+#define TRACE_RING 4096
 
 struct trace {
     struct trace_rec ring[TRACE_RING];
