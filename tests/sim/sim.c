@@ -211,7 +211,8 @@ int sim_propose(struct sim *sim, uint64_t id, uint32_t count, uint32_t size)
         YGGR_ASSERT(b != NULL);
         uint64_t tag = ++sim->next_command;
         for (uint32_t j = 0; j < size; j++) {
-            b->data[j] = j < 8 ? (uint8_t)(tag >> (8 * j)) : (uint8_t)rng_next(&sim->rng);
+            uint64_t byte = j < 8 ? tag >> (8 * j) : rng_next(&sim->rng);
+            b->data[j] = (uint8_t)byte;
         }
         entries[k] = (struct yggr_entry){.type = YGGR_ENTRY_COMMAND, .buf = b,
                                          .data = b->data, .len = size};
