@@ -197,7 +197,8 @@ static void track(struct yggr_engine *e, uint64_t id, bool voter)
         YGGR_ASSERT(p != NULL);
         p->id = id;
         p->vote_granted = false;
-        progress_reset(p, e->log.last + 1, e->tick);
+        /* A newly added peer starts probing at the entry that added it. */
+        progress_reset(p, e->log.last > 0 ? e->log.last : 1, e->tick);
     }
     p->voter = voter;
 }

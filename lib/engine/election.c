@@ -17,8 +17,10 @@
  *
  * Durability: a candidate's RequestVotes go out only once storage reported its (term,
  * vote = self) durable, and a vote grant only once (term, vote = candidate) is durable: the
- * engine keeps them pending and emits them on HARD_STATE_PERSISTED. Rejections and the
- * pre-vote exchange persist nothing.
+ * engine keeps them pending and emits them on HARD_STATE_PERSISTED. A single voter, whose
+ * own vote is a quorum, likewise becomes leader only once (term, self) is durable: a leader
+ * of a term it could forget after a crash would reuse that term (sim finding F2).
+ * Rejections and the pre-vote exchange persist nothing.
  *
  * Leader stickiness (thesis 4.2.3): a node that heard from a live leader within the
  * minimum election timeout (or is the leader) refuses pre-votes and real RequestVotes
@@ -158,12 +160,20 @@ static void campaign(struct yggr_engine *e, bool transfer)
     e->votes_pending = true;
     election_reset_timer(e);
     clear_grants(e);
+    /* The new term was just bumped, so (term, self) is not durable yet: RequestVotes wait
+     * for HARD_STATE_PERSISTED, and so does a single voter's win (its own durable vote is
+     * its only grant; winning earlier lets it reuse the term after a crash, sim F2). */
+    YGGR_ASSERT(!engine_term_durable(e));
+}
+
+/* (term, self) is durable: ask for votes, or win at once when self is a quorum alone. */
+static void campaign_durable(struct yggr_engine *e)
+{
+    YGGR_ASSERT(e->role == YGGR_ROLE_CANDIDATE);
+    YGGR_ASSERT(engine_term_durable(e) && e->durable_vote == e->id);
+    send_vote_requests(e, false);
     if (has_quorum(e, granted_votes(e))) {
         replication_become_leader(e); /* single voter: no one to ask */
-        return;
-    }
-    if (engine_term_durable(e) && e->durable_vote == e->id) {
-        send_vote_requests(e, false);
     }
 }
 
@@ -356,7 +366,7 @@ void election_hard_state_persisted(struct yggr_engine *e, uint64_t term, uint64_
         return;
     }
     if (e->role == YGGR_ROLE_CANDIDATE && e->votes_pending && e->durable_vote == e->id) {
-        send_vote_requests(e, false);
+        campaign_durable(e);
     }
     if (e->grant_to != 0 && e->durable_vote == e->grant_to) {
         struct yggr_msg req = {.type = YGGR_MSG_VOTE_REQUEST, .from = e->grant_to};

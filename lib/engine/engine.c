@@ -346,6 +346,30 @@ static void recover_log(struct yggr_engine *e, const struct yggr_recovered *r,
     YGGR_ASSERT(snap.index < first || log_term_at(&e->log, snap.index) == snap.term);
 }
 
+/* Warm the cache with the part of the host's tail that is still in the kept log. A log
+ * that ends below the durable snapshot is dropped whole (the snapshot is durable on its
+ * own; the log writes behind it may be lost), so its tail is too (sim finding F4). */
+static void recover_tail(struct yggr_engine *e, const struct yggr_recovered *r)
+{
+    if (r->tail_count == 0 || e->log.last < e->log.first) {
+        return;
+    }
+    YGGR_ASSERT(r->tail != NULL);
+    const struct yggr_entry *tail = r->tail;
+    uint32_t count = r->tail_count;
+    if (tail[count - 1].index != e->log.last) {
+        return; /* not the newest entries of the kept log: nothing to warm */
+    }
+    while (count > 0 && tail[0].index < e->log.first) {
+        tail++;
+        count--;
+    }
+    if (count > 0) {
+        log_warm(&e->log, tail, count);
+    }
+    YGGR_ASSERT(e->log.cache_first >= e->log.first);
+}
+
 static void recover(struct yggr_engine *e, const struct yggr_recovered *r)
 {
     YGGR_ASSERT(!e->recovered);
@@ -372,9 +396,7 @@ static void recover(struct yggr_engine *e, const struct yggr_recovered *r)
         config_push(&e->conf, c->index, (enum yggr_change_type)c->change, c->node);
         prev = c->index;
     }
-    if (r->tail_count > 0) {
-        log_warm(&e->log, r->tail, r->tail_count);
-    }
+    recover_tail(e, r);
     e->commit = e->applied = snap.index;
     e->durable = e->log.last;
     e->hint_last = snap.index;

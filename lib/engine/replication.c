@@ -483,6 +483,9 @@ static void truncate_at(struct yggr_engine *e, uint64_t index)
 static uint64_t process_entries(struct yggr_engine *e, const struct yggr_msg_append_request *req)
 {
     uint64_t verified = req->prev.index;
+    if (e->in.installing) {
+        return verified; /* storage installs a snapshot first: append nothing meanwhile */
+    }
     for (uint32_t k = 0; k < req->entry_count; k++) {
         const struct yggr_entry *en = &req->entries[k];
         if (en->index <= e->commit) {
