@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Regression tests for the engine findings in docs/sim-findings.md. Each one replays the
  * seed of the finding and then sweeps seeds of the feature set that exposed it. Tests of
- * findings that are still OPEN upstream are disabled (they fail today); enable each one
- * in the change that merges the engine fix. */
+ * findings that are still OPEN upstream are disabled (they fail today); each one is
+ * enabled in the change that merges the engine fix (F2, F3, F4: engine 1bc07b8, 15679ff). */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 
@@ -28,24 +28,24 @@ static void sweep(uint32_t nodes, uint32_t features, uint64_t first, uint64_t se
 Test(regress, f1_joiners_keep_election_safety_with_random_membership_changes,
      .disabled = true)
 {
-    sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP, 6, 1, 613, 0);
+    sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP, 5, 1, 632, 0);
     sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP, 1, 200, 2000, 0);
 }
 
-Test(regress, f2_single_voter_never_reuses_a_term_after_a_crash, .disabled = true)
+Test(regress, f2_single_voter_never_reuses_a_term_after_a_crash)
 {
     sweep(1, SIM_F_PROPOSE | SIM_F_CRASH | SIM_F_SLOWDISK, 28, 1, 98, 0);
     sweep(1, SIM_F_PROPOSE | SIM_F_CRASH | SIM_F_SLOWDISK, 1, 1000, 300, 0);
 }
 
-Test(regress, f3_no_append_onto_a_log_a_pending_install_discards, .disabled = true)
+Test(regress, f3_no_append_onto_a_log_a_pending_install_discards)
 {
     sweep(3, SIM_F_PROPOSE | SIM_F_SNAPSHOT | SIM_F_SLOWDISK | SIM_F_NETFAULT, 1, 1, 264, 0);
     sweep(3, SIM_F_PROPOSE | SIM_F_SNAPSHOT | SIM_F_SLOWDISK | SIM_F_NETFAULT, 1, 300, 2000,
           0);
 }
 
-Test(regress, f4_recover_with_the_whole_log_below_the_snapshot, .disabled = true)
+Test(regress, f4_recover_with_the_whole_log_below_the_snapshot)
 {
     sweep(3, SIM_FEATURES_BASIC | SIM_F_SNAPSHOT, 33, 1, 1458, 0);
     sweep(3, SIM_FEATURES_BASIC | SIM_F_SNAPSHOT, 1, 300, 3000, 0);
@@ -56,4 +56,11 @@ Test(regress, f5_followers_keep_appending_with_a_long_unapplied_suffix, .disable
     sweep(3, SIM_F_PROPOSE | SIM_F_PARTITION, 22, 1, 2000, 1500);
     sweep(3, SIM_FEATURES_BASIC, 1, 300, 2000, 1500);
     sweep(5, SIM_FEATURES_BASIC, 1, 300, 2000, 1500);
+}
+
+Test(regress, f6_snapshot_transfer_restarts_when_the_leader_changes, .disabled = true)
+{
+    uint32_t f = SIM_F_PROPOSE | SIM_F_SNAPSHOT | SIM_F_PARTITION | SIM_F_NETFAULT;
+    sweep(3, f, 15, 1, 2633, 0);
+    sweep(3, f, 1, 2000, 3000, 0);
 }
