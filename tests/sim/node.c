@@ -699,7 +699,8 @@ static bool restore_host(struct sim *sim, struct sim_node *n)
     const struct sview *d = &n->store.durable;
     struct yggr_membership empty;
     memset(&empty, 0, sizeof(empty));
-    sm_init(&n->sm, n->founder ? &sim->founders : &empty);
+    bool founders = n->founder || sim->opt.joiners_know_founders;
+    sm_init(&n->sm, founders ? &sim->founders : &empty);
     if (d->snap.present) {
         if (!sm_restore(&n->sm, d->snap.bytes->data, d->snap.meta.size)) {
             return sim_violate(sim, "restart: n%llu durable snapshot is corrupt", U(n->id));
@@ -739,7 +740,7 @@ static void recover(struct sim *sim, struct sim_node *n)
     if (d->snap.present) {
         r->snapshot = d->snap.meta;
     }
-    if (n->founder) {
+    if (n->founder || sim->opt.joiners_know_founders) {
         r->base_config = sim->founders;
     }
     r->first_index = d->log.first;

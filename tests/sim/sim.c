@@ -95,7 +95,7 @@ struct sim *sim_create(const struct sim_options *options)
     YGGR_ASSERT(sim != NULL);
     sim->opt = *options;
     if (sim->opt.converge_steps == 0) {
-        sim->opt.converge_steps = 4000;
+        sim->opt.converge_steps = 20000;
     }
     rng_seed(&sim->rng, options->seed);
     trace_init(&sim->trace, options->trace_out);
@@ -434,6 +434,9 @@ bool sim_step(struct sim *sim)
     if (!sim->check.failed) {
         sim_check(sim);
     }
+    if (sim->net.count > sim->stats.peak_inflight) {
+        sim->stats.peak_inflight = sim->net.count;
+    }
     return !sim->check.failed;
 }
 
@@ -488,11 +491,15 @@ void sim_stats(const struct sim *sim, struct sim_stats *out)
 
 void sim_stats_add(struct sim_stats *sum, const struct sim_stats *one)
 {
+    uint64_t peak = sum->peak_inflight > one->peak_inflight ? sum->peak_inflight
+                                                             : one->peak_inflight;
     uint64_t *s = (uint64_t *)sum;
     const uint64_t *o = (const uint64_t *)one;
+    _Static_assert(sizeof(struct sim_stats) % sizeof(uint64_t) == 0, "u64 fields only");
     for (size_t i = 0; i < sizeof(*sum) / sizeof(uint64_t); i++) {
         s[i] += o[i];
     }
+    sum->peak_inflight = peak;
 }
 
 /* ---- feature names ------------------------------------------------------------------ */

@@ -8,12 +8,15 @@
 
 #include "cluster.h"
 
+static uint64_t converge_steps; /* 0 = the simulator's default */
+
 static void sweep(uint32_t nodes, uint32_t features, uint64_t first, uint64_t seeds,
                   uint64_t steps, uint64_t heal_at)
 {
     for (uint64_t seed = first; seed < first + seeds; seed++) {
         struct sim_options o;
         sim_options_init(&o);
+        o.converge_steps = converge_steps;
         o.seed = seed;
         o.node_count = nodes;
         o.features = features;
@@ -63,4 +66,11 @@ Test(regress, f6_snapshot_transfer_restarts_when_the_leader_changes, .disabled =
     uint32_t f = SIM_F_PROPOSE | SIM_F_SNAPSHOT | SIM_F_PARTITION | SIM_F_NETFAULT;
     sweep(3, f, 15, 1, 2633, 0);
     sweep(3, f, 1, 2000, 3000, 0);
+}
+
+Test(regress, f7_stale_responses_do_not_slow_catch_up_after_faults_stop, .disabled = true)
+{
+    converge_steps = 4000;
+    sweep(5, SIM_F_PROPOSE | SIM_F_SLOWDISK, 11, 1, 2000, 1500);
+    sweep(5, SIM_F_PROPOSE | SIM_F_SLOWDISK, 1, 300, 2000, 1500);
 }

@@ -52,7 +52,10 @@ static void usage(FILE *out)
         "                    refwire; '-name' removes one (e.g. all,-lease)\n"
         "  --heal-at STEP    at STEP stop every fault, restart crashed nodes and require the\n"
         "                    cluster to converge (one leader, all members applied its commit)\n"
-        "  --converge N      steps allowed for convergence after --heal-at (default 4000)\n"
+        "  --converge N      steps allowed for convergence after --heal-at (default 20000)\n"
+        "  --joiners-know-founders  give joining nodes the founders' configuration as\n"
+        "                    base_config (not the engine contract: explores membership\n"
+        "                    changes past engine finding F1)\n"
         "  --trace           print every trace record of every seed\n"
         "  --trace-lines N   trace records printed with a violation (default 200)\n"
         "  --stop            stop at the first violation\n"
@@ -86,6 +89,7 @@ static int parse(struct cli *c, int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t n = 0;
         bool takes = strcmp(a, "--trace") != 0 && strcmp(a, "--stop") != 0 &&
+                     strcmp(a, "--joiners-know-founders") != 0 &&
                      strcmp(a, "--help") != 0 && strcmp(a, "-h") != 0;
         if (takes && v == NULL) {
             fprintf(stderr, "yggr-sim: %s needs a value\n", a);
@@ -99,6 +103,9 @@ static int parse(struct cli *c, int argc, char **argv)
             continue;
         } else if (strcmp(a, "--stop") == 0) {
             c->stop = true;
+            continue;
+        } else if (strcmp(a, "--joiners-know-founders") == 0) {
+            c->opt.joiners_know_founders = true;
             continue;
         } else if (strcmp(a, "--features") == 0) {
             char why[128];
@@ -155,9 +162,14 @@ static void replay_line(const struct cli *c, uint64_t seed, FILE *out)
     fprintf(out, "  replay: yggr-sim --seed %" PRIu64 " --steps %" PRIu64 " --nodes %u --spares %u"
             " --features %s", seed, c->opt.steps, c->opt.node_count, c->opt.spare_count,
             c->features);
+    if (c->opt.joiners_know_founders) {
+        fprintf(out, " --joiners-know-founders");
+    }
     if (c->opt.heal_at != 0) {
-        fprintf(out, " --heal-at %" PRIu64 " --converge %" PRIu64, c->opt.heal_at,
-                c->opt.converge_steps);
+        fprintf(out, " --heal-at %" PRIu64, c->opt.heal_at);
+        if (c->opt.converge_steps != 0) {
+            fprintf(out, " --converge %" PRIu64, c->opt.converge_steps);
+        }
     }
     fputc('\n', out);
 }
@@ -237,10 +249,12 @@ int main(int argc, char **argv)
     printf("yggr-sim: nodes=%u steps=%" PRIu64 " features=%s elections=%" PRIu64
            " commits=%" PRIu64 " acked=%" PRIu64 " reads=%" PRIu64 " crashes=%" PRIu64
            " torn=%" PRIu64 " partitions=%" PRIu64 " snapshots=%" PRIu64 " installs=%" PRIu64
-           " changes=%" PRIu64 " transfers=%" PRIu64 " messages=%" PRIu64 " time=%.1fs %" PRIu64
+           " changes=%" PRIu64 " transfers=%" PRIu64 " messages=%" PRIu64 " peak_inflight=%" PRIu64
+           " time=%.1fs %" PRIu64
            " seeds, %" PRIu64 " violations\n",
            c.opt.node_count, c.opt.steps, c.features, sum.elections, sum.commits, sum.acked,
            sum.reads, sum.crashes, sum.torn, sum.partitions, sum.snapshots, sum.installs,
-           sum.changes, sum.transfers, sum.messages, now_s() - start, done, violations);
+           sum.changes, sum.transfers, sum.messages, sum.peak_inflight, now_s() - start, done,
+           violations);
     return violations > 0 ? 1 : 0;
 }

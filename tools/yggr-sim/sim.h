@@ -57,9 +57,13 @@ struct sim_options {
      * no more random client or admin requests; the cluster must then converge (one
      * leader, every live member applied the same commit) within converge_steps. */
     uint64_t heal_at;
-    uint64_t converge_steps;  /* 0 = default (4000) */
+    uint64_t converge_steps;  /* 0 = default (20000) */
     FILE *trace_out;          /* non-NULL: print every trace record as it happens */
     bool fixed_config;        /* scripted tests: fixed engine limits (1 entry per AE) */
+    /* Not the engine contract (a joiner's base_config is empty): joiners get the
+     * founders' configuration as base_config. Lets runs explore membership changes past
+     * engine finding F1 (docs/sim-findings.md). */
+    bool joiners_know_founders;
 };
 
 /* Counters summed over a run (and over runs by the CLI). */
@@ -78,6 +82,7 @@ struct sim_stats {
     uint64_t changes;         /* membership changes committed */
     uint64_t transfers;       /* TRANSFER requests accepted */
     uint64_t messages;        /* messages delivered */
+    uint64_t peak_inflight;   /* most messages in flight at once (max, not a sum) */
 };
 
 struct sim;
