@@ -642,6 +642,7 @@ static void configure(struct sim *sim, struct sim_node *n)
         c->snapshot_trailing_entries = 0;
         c->reference_wire = false;
         n->disk_latency = 0;
+        n->clock_rate = 1;
         return;
     }
     c->max_append_entries = (uint32_t)rng_range(rng, 1, 16);
@@ -657,6 +658,10 @@ static void configure(struct sim *sim, struct sim_node *n)
     c->max_log_entries = 0;
     c->snapshot_trailing_entries = rng_range(rng, 0, 4);
     c->reference_wire = (sim->opt.features & SIM_F_REFWIRE) && rng_chance(rng, 1, 3);
+    n->clock_rate = 1;
+    if ((sim->opt.features & SIM_F_DRIFT) || sim->opt.clock_skew != 0) {
+        n->clock_rate = (uint32_t)rng_range(rng, 1, 4); /* up to 4x faster clocks */
+    }
     n->disk_latency = 0;
     if (sim->opt.features & SIM_F_SLOWDISK) {
         /* Most disks are fast; some are slow, one in four very slow. */

@@ -7,7 +7,9 @@
  *   from the simulation's PRNG. Weights favour delivery and time so that protocols make
  *   progress between faults; faults are rare but frequent enough to hit every phase.
  * - Time: TICK advances ONE node's clock. Clock drift is bounded: a node's clock may run
- *   at most clock_skew ticks ahead of the slowest live node (the global clock). Lease
+ *   at most clock_skew ticks ahead of the slowest live node (the global clock). With
+ *   SIM_F_DRIFT each node also has a rate (1..4): fast clocks reach the bound and stay
+ *   there, so timeouts of different nodes really disagree. Lease
  *   reads are only safe under bounded drift; with lease on the skew is 2 ticks and the
  *   lease is election_timeout_min - 1 - skew ticks (see node.c configure()).
  * - Disks: without SIM_F_SLOWDISK every write becomes durable at the end of the step
@@ -90,9 +92,31 @@ static void update_clock(struct sim *sim)
     }
 }
 
+/* A live node, chosen in proportion to its clock rate. */
+static uint64_t pick_ticker(struct sim *sim)
+{
+    uint32_t total = 0;
+    for (uint32_t id = 1; id <= sim->id_count; id++) {
+        total += sim->nodes[id].alive ? sim->nodes[id].clock_rate : 0u;
+    }
+    if (total == 0) {
+        return 0;
+    }
+    uint32_t r = (uint32_t)rng_below(&sim->rng, total);
+    for (uint32_t id = 1; id <= sim->id_count; id++) {
+        uint32_t w = sim->nodes[id].alive ? sim->nodes[id].clock_rate : 0u;
+        if (r < w) {
+            return id;
+        }
+        r -= w;
+    }
+    YGGR_UNREACHABLE();
+}
+
 static void do_tick(struct sim *sim)
 {
-    uint64_t id = pick_node(sim, is_alive);
+    bool rates = (sim->opt.features & SIM_F_DRIFT) || sim->opt.clock_skew != 0;
+    uint64_t id = rates ? pick_ticker(sim) : pick_node(sim, is_alive);
     if (id == 0) {
         node_start(sim, pick_node(sim, is_down)); /* nobody left to tick */
         return;

@@ -113,6 +113,12 @@ struct sim *sim_create(const struct sim_options *options)
         sim->check_quorum = true;
     }
     sim->clock_skew = (f & SIM_F_LEASE) ? 2 : rng_range(&sim->rng, 2, 8);
+    if ((f & SIM_F_DRIFT) && !(f & SIM_F_LEASE)) {
+        sim->clock_skew = 64; /* several election timeouts: only safety may not suffer */
+    }
+    if (options->clock_skew != 0) {
+        sim->clock_skew = options->clock_skew;
+    }
     sim->id_count = options->node_count + options->spare_count;
     for (uint32_t id = 1; id <= sim->id_count; id++) {
         sim->nodes[id].id = id;
@@ -517,6 +523,7 @@ static const struct {
     {"reads", SIM_F_READS},             {"lease", SIM_F_LEASE},
     {"membership", SIM_F_MEMBERSHIP},   {"transfer", SIM_F_TRANSFER},
     {"snapshot", SIM_F_SNAPSHOT},       {"refwire", SIM_F_REFWIRE},
+    {"drift", SIM_F_DRIFT},
 };
 
 #define FEATURE_NAMES (sizeof(feature_names) / sizeof(feature_names[0]))

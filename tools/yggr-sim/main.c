@@ -49,13 +49,16 @@ static void usage(FILE *out)
         "  --features LIST   comma-separated; presets happy|basic|all (default basic);\n"
         "                    names: propose prevote checkquorum vary crash torn slowdisk\n"
         "                    netfault partition reads lease membership transfer snapshot\n"
-        "                    refwire; '-name' removes one (e.g. all,-lease)\n"
+        "                    refwire drift; '-name' removes one (e.g. all,-lease)\n"
         "  --heal-at STEP    at STEP stop every fault, restart crashed nodes and require the\n"
         "                    cluster to converge (one leader, all members applied its commit)\n"
         "  --converge N      steps allowed for convergence after --heal-at (default 20000)\n"
         "  --joiners-know-founders  give joining nodes the founders' configuration as\n"
         "                    base_config (not the engine contract: explores membership\n"
         "                    changes past engine finding F1)\n"
+        "  --clock-skew N    force the clock drift bound to N ticks (checker self-test:\n"
+        "                    with lease reads, a drift beyond the lease margin must\n"
+        "                    produce stale reads)\n"
         "  --trace           print every trace record of every seed\n"
         "  --trace-lines N   trace records printed with a violation (default 200)\n"
         "  --stop            stop at the first violation\n"
@@ -139,6 +142,8 @@ static int parse(struct cli *c, int argc, char **argv)
             c->opt.heal_at = n;
         } else if (strcmp(a, "--converge") == 0) {
             c->opt.converge_steps = n;
+        } else if (strcmp(a, "--clock-skew") == 0) {
+            c->opt.clock_skew = n;
         } else if (strcmp(a, "--trace-lines") == 0) {
             c->trace_records = (uint32_t)n;
         } else {
@@ -164,6 +169,9 @@ static void replay_line(const struct cli *c, uint64_t seed, FILE *out)
             c->features);
     if (c->opt.joiners_know_founders) {
         fprintf(out, " --joiners-know-founders");
+    }
+    if (c->opt.clock_skew != 0) {
+        fprintf(out, " --clock-skew %" PRIu64, c->opt.clock_skew);
     }
     if (c->opt.heal_at != 0) {
         fprintf(out, " --heal-at %" PRIu64, c->opt.heal_at);
