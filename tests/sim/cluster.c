@@ -29,7 +29,7 @@ static void end(struct cluster *c)
         bool any = false;
         for (uint32_t id = 1; id <= sim->id_count && !sim->check.failed; id++) {
             struct sim_node *n = &sim->nodes[id];
-            if (n->alive && n->store.op_count > 0) {
+            if (n->alive && n->store.op_count > 0 && !c->hold[id]) {
                 node_flush(sim, id, n->store.op_count);
                 any = true;
             }
@@ -310,4 +310,18 @@ uint64_t cluster_await_leader(struct cluster *c, uint32_t rounds)
         }
     }
     return 0;
+}
+
+void cluster_hold_disk(struct cluster *c, uint64_t id, bool hold)
+{
+    cr_assert(id >= 1 && id <= c->sim->id_count);
+    c->hold[id] = hold;
+}
+
+void cluster_flush(struct cluster *c, uint64_t id, uint32_t count)
+{
+    struct sim_node *n = cluster_node(c, id);
+    begin(c);
+    node_flush(c->sim, id, count < n->store.op_count ? count : n->store.op_count);
+    end(c);
 }

@@ -20,6 +20,7 @@
 struct cluster {
     struct sim *sim;
     uint64_t mark;              /* trace records already matched by CLUSTER_EXPECT */
+    bool hold[SIM_MAX_IDS];     /* this node's writes stay pending until cluster_flush */
 };
 
 /* Manual cluster of `nodes` founders (and `spares` joinable ids). */
@@ -60,6 +61,10 @@ int cluster_change(struct cluster *c, uint64_t id, enum yggr_change_type type, u
 bool cluster_snapshot(struct cluster *c, uint64_t id);
 /* Start a spare id as a joiner (empty configuration). */
 void cluster_join(struct cluster *c, uint64_t id);
+/* Keep node `id`'s writes pending (a slow disk) / make its first `count` writes durable
+ * (UINT32_MAX = all). */
+void cluster_hold_disk(struct cluster *c, uint64_t id, bool hold);
+void cluster_flush(struct cluster *c, uint64_t id, uint32_t count);
 /* Heartbeat rounds: tick the leader `rounds` x heartbeat and deliver everything. */
 void cluster_heartbeats(struct cluster *c, uint64_t leader, uint32_t rounds);
 

@@ -595,6 +595,9 @@ void node_step(struct sim *sim, struct sim_node *n, const struct yggr_event *ev)
     if ((a->flags & YGGR_ACT_READS) && !sim->check.failed) {
         do_reads(sim, n, a);
     }
+    if (a->flags & YGGR_ACT_SNAPSHOT_HINT) {
+        n->hinted = true; /* taken by the scheduler's next SNAPSHOT action */
+    }
     if (!sim->check.failed) {
         reads_serve(sim, n);
         do_summary(sim, n, a);
@@ -656,6 +659,10 @@ static void configure(struct sim *sim, struct sim_node *n)
     c->snapshot_chunks_inflight = (uint32_t)rng_range(rng, 1, 4);
     c->snapshot_threshold_entries = 0;
     c->max_log_entries = 0;
+    if (sim->opt.features & SIM_F_SNAPSHOT) {
+        /* Half the nodes ask for snapshots themselves (SNAPSHOT_HINT); the host obeys. */
+        c->snapshot_threshold_entries = rng_chance(rng, 1, 2) ? rng_range(rng, 8, 64) : 0;
+    }
     c->snapshot_trailing_entries = rng_range(rng, 0, 4);
     c->reference_wire = (sim->opt.features & SIM_F_REFWIRE) && rng_chance(rng, 1, 3);
     n->clock_rate = 1;

@@ -64,6 +64,11 @@ static bool is_down(const struct sim_node *n)
     return n->exists && !n->alive;
 }
 
+static bool is_hinted(const struct sim_node *n)
+{
+    return n->alive && n->hinted;
+}
+
 static bool has_ready_writes(const struct sim_node *n)
 {
     return n->alive && n->store.op_count > 0;
@@ -364,6 +369,9 @@ static void weights(struct sim *sim, uint32_t *w)
     w[SA_CHANGE] = (f & SIM_F_MEMBERSHIP) ? 1 : 0;
     w[SA_TRANSFER] = (f & SIM_F_TRANSFER) ? 1 : 0;
     w[SA_SNAPSHOT] = (f & SIM_F_SNAPSHOT) ? 2 : 0;
+    if ((f & SIM_F_SNAPSHOT) && pick_node(sim, is_hinted) != 0) {
+        w[SA_SNAPSHOT] += 6; /* a hinted node snapshots soon */
+    }
 }
 
 static enum sched_action draw(struct sim *sim, const uint32_t *w)
@@ -405,11 +413,15 @@ static void dispatch(struct sim *sim, enum sched_action a)
     case SA_RESTART: node_start(sim, pick_node(sim, is_down)); return;
     case SA_CHANGE: do_change(sim); return;
     case SA_TRANSFER: do_transfer(sim); return;
-    case SA_SNAPSHOT:
-        if (!sim_snapshot(sim, pick_node(sim, is_alive))) {
+    case SA_SNAPSHOT: {
+        uint64_t id = pick_node(sim, is_hinted);
+        id = id != 0 ? id : pick_node(sim, is_alive);
+        sim->nodes[id].hinted = false;
+        if (!sim_snapshot(sim, id)) {
             do_tick(sim);
         }
         return;
+    }
     case SA_COUNT: break;
     }
     YGGR_UNREACHABLE();

@@ -354,6 +354,7 @@ struct sim_node {
     uint64_t disk_latency;      /* steps before a write may become durable */
     uint64_t clock;             /* ticks this node has seen (bounded drift, see sched.c) */
     uint32_t clock_rate;        /* relative tick rate 1..4 (drift runs), else 1 */
+    bool hinted;                /* the engine asked for a snapshot (SNAPSHOT_HINT) */
     uint64_t starts;
     /* Observed from actions during this lifetime. */
     enum yggr_role role;

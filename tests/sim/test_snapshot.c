@@ -76,10 +76,67 @@ Test(snapshot, random_snapshots_with_fast_disks_keep_every_invariant)
         sim_options_init(&o);
         o.seed = seed;
         o.steps = 2000;
-        /* Slow disks are left out until F3/F4 (docs/sim-findings.md) are fixed. */
+        /* Crashes are left out until F8 (docs/sim-findings.md) is fixed. */
         o.features = SIM_F_PROPOSE | SIM_F_SNAPSHOT | SIM_F_NETFAULT | SIM_F_PARTITION |
                      SIM_F_READS;
         struct sim_stats st;
         cr_assert(cluster_run_seed(&o, &st), "seed %llu", (unsigned long long)seed);
     }
+}
+
+/* A follower applies entries that are committed cluster-wide before its own copy is
+ * durable, the host snapshots at that applied index (durable at once), then the node
+ * crashes: the durable log ends below the durable snapshot. The engine must restart from
+ * it (finding F4: it aborted in log_warm; fixed in engine 1bc07b8). */
+Test(regress, f4_restart_with_the_durable_log_below_the_durable_snapshot)
+{
+    struct cluster c;
+    cluster_init(&c, 3, 0, SIM_F_PROPOSE | SIM_F_SNAPSHOT, 41);
+    cluster_elect(&c, 1);
+    cluster_heartbeats(&c, 1, 2);
+    cluster_hold_disk(&c, 2, true);
+    cr_assert(eq(int, cluster_propose(&c, 1, 3), 0));
+    cluster_heartbeats(&c, 1, 6);
+    struct sim_node *f = cluster_node(&c, 2);
+    cr_assert(eq(u64, f->applied, cluster_node(&c, 1)->commit), "applied from memory");
+    cr_assert(lt(u64, slog_last(&f->store.durable.log), f->applied), "not durable on n2");
+    cr_assert(cluster_snapshot(&c, 2));
+    cluster_crash(&c, 2);
+    cluster_hold_disk(&c, 2, false);
+    cluster_restart(&c, 2);
+    CLUSTER_EXPECT(&c, "n2 RESTART");
+    cluster_heartbeats(&c, 1, 6);
+    cr_assert(eq(u64, f->applied, cluster_node(&c, 1)->commit));
+    cluster_deinit(&c);
+}
+
+/* The same with a conflicting durable entry at the snapshot index: n2 durably holds
+ * (2,1) of a deposed leader, the new leader's (2,2) replaces it in memory, commits, n2
+ * applies it and snapshots at (2,2) before the overwrite is durable, then crashes.
+ * Finding F8: RECOVER asserts that the log's term at the snapshot index matches. */
+Test(regress, f8_restart_with_a_durable_log_that_conflicts_with_the_snapshot,
+     .disabled = true)
+{
+    struct cluster c;
+    cluster_init(&c, 5, 0, SIM_F_PROPOSE | SIM_F_SNAPSHOT, 42);
+    cluster_elect(&c, 1);
+    cluster_heartbeats(&c, 1, 2);
+    cr_assert(eq(int, cluster_propose(&c, 1, 1), 0));
+    cluster_deliver(&c, 1, 2, YGGR_MSG_APPEND_REQUEST, 10); /* (2,1) durable on n2 only */
+    cluster_drop(&c, 1, 0, 0);
+    cluster_crash(&c, 1);
+    cluster_elect(&c, 5); /* votes from n3 and n4 */
+    cluster_hold_disk(&c, 2, true);
+    cluster_heartbeats(&c, 5, 8);
+    struct sim_node *f = cluster_node(&c, 2);
+    const struct yggr_entry *old = slog_at(&f->store.durable.log, 2);
+    cr_assert(old != NULL && old->term == 1, "n2's disk still holds (2,1)");
+    cr_assert(ge(u64, f->applied, 2), "n2 applied the new (2,2) from memory");
+    cr_assert(cluster_snapshot(&c, 2));
+    cluster_crash(&c, 2);
+    cluster_hold_disk(&c, 2, false);
+    cluster_restart(&c, 2); /* engine.c recover_log asserts here today */
+    cluster_heartbeats(&c, 5, 6);
+    cr_assert(eq(u64, f->applied, cluster_node(&c, 5)->commit));
+    cluster_deinit(&c);
 }
