@@ -154,6 +154,55 @@ int config_check(const struct config *c, char *why, size_t n)
     return 0;
 }
 
+/* The i-th bootstrap entry of `m` (i < voters + learners): ADD_VOTER for every voter, then
+ * ADD_LEARNER for every learner, ascending ids, term 0, no address. */
+static void bootstrap_entry(const struct yggr_membership *m, uint32_t i, struct yggr_entry *out)
+{
+    YGGR_ASSERT(i < m->voter_count + m->learner_count);
+    memset(out, 0, sizeof(*out));
+    out->index = (uint64_t)i + 1;
+    out->term = 0;
+    out->type = YGGR_ENTRY_CONFIG;
+    if (i < m->voter_count) {
+        out->change = YGGR_CHANGE_ADD_VOTER;
+        out->node = m->voters[i];
+    } else {
+        out->change = YGGR_CHANGE_ADD_LEARNER;
+        out->node = m->learners[i - m->voter_count];
+    }
+    YGGR_ASSERT(out->node != 0);
+}
+
+void config_bootstrap(struct yggr_engine *e, const struct yggr_membership *base,
+                      const struct yggr_entry *configs, uint32_t config_count)
+{
+    uint32_t k = base->voter_count + base->learner_count;
+    uint64_t have = e->log.last;
+    if (k == 0 || have >= k || (have > 0 && log_last_term(&e->log) != 0)) {
+        return; /* a joiner, or the log already holds the bootstrap entries: the log wins */
+    }
+    YGGR_ASSERT(membership_valid(base));
+    YGGR_ASSERT(e->log.first == 1 && e->log.snap.index == 0);
+    /* A torn bootstrap write left a prefix: it must be the prefix of these very entries
+     * (every founder must be given the same base_config). */
+    YGGR_ASSERT(config_count >= have);
+    struct yggr_entry en;
+    for (uint32_t i = 0; i < have; i++) {
+        bootstrap_entry(base, i, &en);
+        YGGR_ASSERT(configs[i].index == en.index && configs[i].node == en.node);
+        YGGR_ASSERT(configs[i].change == en.change);
+    }
+    /* The entries are appended before anything is durable or applied: they must fit. */
+    YGGR_ASSERT(k <= e->log.ring_mask + 1 && k <= e->step_cap);
+    for (uint32_t i = (uint32_t)have; i < k; i++) {
+        bootstrap_entry(base, i, &en);
+        bool ok = replication_append_entry(e, &en, 0);
+        YGGR_ASSERT(ok);
+    }
+    YGGR_ASSERT(e->log.last == k);
+    YGGR_ASSERT(yggr_membership_equal(config_latest(&e->conf), base));
+}
+
 bool config_self_voter(const struct yggr_engine *e)
 {
     return yggr_membership_is_voter(config_latest(&e->conf), e->id);

@@ -317,24 +317,56 @@ struct progress *engine_peer(struct yggr_engine *e, uint64_t id)
  * Recovery
  * ---------------------------------------------------------------------------------- */
 
-static void recover_log(struct yggr_engine *e, const struct yggr_recovered *r,
-                        struct yggr_log_id snap)
+/* Term of `index` according to the host's term runs (index inside the stored log). */
+static uint64_t recovered_term_at(const struct yggr_recovered *r, uint64_t index)
 {
-    uint64_t first = snap.index + 1;
-    uint64_t last = snap.index;
-    if (r->last_index >= r->first_index && r->last_index > snap.index) {
-        first = r->first_index;
-        last = r->last_index;
-    } else if (r->last_index >= r->first_index && r->last_index == snap.index) {
-        first = r->first_index; /* only trailing entries up to the snapshot */
+    YGGR_ASSERT(index >= r->first_index && index <= r->last_index);
+    uint64_t term = 0;
+    for (uint32_t k = 0; k < r->term_count && r->terms[k].first_index <= index; k++) {
+        term = r->terms[k].term;
     }
-    YGGR_ASSERT(first >= 1 && first <= snap.index + 1);
-    log_reset(&e->log, first, last, snap);
-    if (last < first) {
-        return;
+    return term;
+}
+
+/* The install rule (engine.h, YGGR_ACT_SNAPSHOT_CHUNK) applied to the durable state: with
+ * a snapshot (I, T) the stored log is kept only if it starts right above I or holds I with
+ * term T. Otherwise it is what a crash left behind the snapshot (writes lost, sim F4, or an
+ * entry since replaced) and goes. */
+static bool recover_keeps_log(const struct yggr_recovered *r, struct yggr_log_id snap)
+{
+    if (r->last_index < r->first_index) {
+        return false;
     }
     YGGR_ASSERT(r->term_count > 0 && r->terms != NULL);
-    YGGR_ASSERT(r->terms[0].first_index <= first);
+    YGGR_ASSERT(r->terms[0].first_index <= r->first_index);
+    if (!r->has_snapshot) {
+        YGGR_ASSERT(r->first_index == 1); /* no snapshot: the log starts at 1 */
+        return true;
+    }
+    YGGR_ASSERT(r->first_index <= snap.index + 1); /* else a gap above the snapshot */
+    if (r->first_index == snap.index + 1) {
+        return true;
+    }
+    return r->last_index >= snap.index && recovered_term_at(r, snap.index) == snap.term;
+}
+
+static void recover_log(struct yggr_engine *e, const struct yggr_recovered *r,
+                        struct yggr_log_id snap, bool keep)
+{
+    if (!keep) {
+        log_reset(&e->log, snap.index + 1, snap.index, snap);
+        if (r->has_snapshot && r->first_index <= snap.index) {
+            /* Tell storage to drop the stale log, so that the log continues at I + 1 (a
+             * storage that applies the install rule itself has nothing left to do). */
+            e->truncate_from = r->last_index >= r->first_index ? r->first_index : 0;
+            e->act->flags |= YGGR_ACT_COMPACT;
+            e->act->compact_below = snap.index + 1;
+        }
+        return;
+    }
+    uint64_t first = r->first_index;
+    uint64_t last = r->last_index;
+    log_reset(&e->log, first, last, snap);
     for (uint32_t k = 0; k < r->term_count; k++) {
         const struct yggr_term_run *t = &r->terms[k];
         YGGR_ASSERT(t->first_index <= last);
@@ -370,6 +402,22 @@ static void recover_tail(struct yggr_engine *e, const struct yggr_recovered *r)
     YGGR_ASSERT(e->log.cache_first >= e->log.first);
 }
 
+static void recover_configs(struct yggr_engine *e, const struct yggr_recovered *r,
+                            struct yggr_log_id snap)
+{
+    uint64_t prev = config_latest_index(&e->conf);
+    for (uint32_t k = 0; k < r->config_count; k++) {
+        const struct yggr_entry *c = &r->configs[k];
+        YGGR_ASSERT(c->type == YGGR_ENTRY_CONFIG);
+        if (c->index <= snap.index) {
+            continue; /* folded into the snapshot's configuration */
+        }
+        YGGR_ASSERT(c->index > prev && c->index <= e->log.last);
+        config_push(&e->conf, c->index, (enum yggr_change_type)c->change, c->node);
+        prev = c->index;
+    }
+}
+
 static void recover(struct yggr_engine *e, const struct yggr_recovered *r)
 {
     YGGR_ASSERT(!e->recovered);
@@ -378,33 +426,35 @@ static void recover(struct yggr_engine *e, const struct yggr_recovered *r)
     e->term = e->durable_term = e->emitted_term = r->term;
     e->vote = e->durable_vote = e->emitted_vote = r->vote;
     struct yggr_log_id snap = {0, 0};
+    struct yggr_membership empty = {0};
     if (r->has_snapshot) {
-        YGGR_ASSERT(r->snapshot.last.index > 0 && r->snapshot.last.term > 0);
+        YGGR_ASSERT(r->snapshot.last.index > 0); /* term 0: bootstrap entries only */
         snap = r->snapshot.last;
         e->has_snapshot = true;
         e->snap = r->snapshot;
-        config_reset(&e->conf, &r->snapshot.config, snap.index);
-    } else {
-        config_reset(&e->conf, &r->base_config, 0);
     }
-    recover_log(e, r, snap);
-    uint64_t prev = snap.index;
-    for (uint32_t k = 0; k < r->config_count; k++) {
-        const struct yggr_entry *c = &r->configs[k];
-        YGGR_ASSERT(c->type == YGGR_ENTRY_CONFIG);
-        YGGR_ASSERT(c->index > prev && c->index <= e->log.last);
-        config_push(&e->conf, c->index, (enum yggr_change_type)c->change, c->node);
-        prev = c->index;
+    /* The configuration is the snapshot's, or replayed from the log's CONFIG entries
+     * starting EMPTY: the bootstrap configuration is log entries 1..k (term 0). */
+    config_reset(&e->conf, r->has_snapshot ? &r->snapshot.config : &empty, snap.index);
+    bool keep = recover_keeps_log(r, snap);
+    recover_log(e, r, snap, keep);
+    if (keep) {
+        recover_configs(e, r, snap);
     }
     recover_tail(e, r);
-    e->commit = e->applied = snap.index;
     e->durable = e->log.last;
+    e->commit = e->applied = snap.index;
     e->hint_last = snap.index;
     e->role = YGGR_ROLE_FOLLOWER;
     e->leader_id = 0;
     config_sync_peers(e);
+    if (!r->has_snapshot) {
+        config_bootstrap(e, &r->base_config, keep ? r->configs : NULL, keep ? r->config_count : 0);
+    }
+    replication_commit_bootstrap(e);
     election_reset_timer(e);
     YGGR_ASSERT(e->commit <= e->log.last);
+    YGGR_ASSERT(e->durable <= e->log.last);
 }
 
 /* ------------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ void log_reset(struct log *log, uint64_t first, uint64_t last, struct yggr_log_i
 void log_push_run(struct log *log, uint64_t term, uint64_t first_index);
 uint64_t log_term_at(const struct log *log, uint64_t index);
 uint64_t log_last_term(const struct log *log);
+bool log_knows(const struct log *log, uint64_t index);
+uint64_t log_bootstrap_end(const struct log *log);
 bool log_is_cached(const struct log *log, uint64_t index);
 const struct yggr_entry *log_get(const struct log *log, uint64_t index);
 uint32_t log_cached_run(const struct log *log, uint64_t index, uint32_t max,
@@ -298,6 +300,8 @@ void config_on_commit(struct yggr_engine *e);
 void config_change(struct yggr_engine *e, const struct yggr_event *ev);
 int config_pool_init(struct yggr_engine *e);
 void config_pool_deinit(struct yggr_engine *e);
+void config_bootstrap(struct yggr_engine *e, const struct yggr_membership *base,
+                      const struct yggr_entry *configs, uint32_t config_count);
 
 /* election.c */
 void election_reset_timer(struct yggr_engine *e);
@@ -317,6 +321,9 @@ void election_accept_leader(struct yggr_engine *e, uint64_t leader);
 void replication_propose(struct yggr_engine *e, const struct yggr_entry *entries,
                          uint32_t count);
 bool replication_append_local(struct yggr_engine *e, const struct yggr_entry *entry);
+bool replication_append_entry(struct yggr_engine *e, const struct yggr_entry *entry,
+                              uint64_t evict_upto);
+void replication_commit_bootstrap(struct yggr_engine *e);
 void replication_receive_append(struct yggr_engine *e, const struct yggr_msg *msg);
 void replication_receive_append_response(struct yggr_engine *e, const struct yggr_msg *msg);
 void replication_log_persisted(struct yggr_engine *e, struct yggr_log_id id);

@@ -155,6 +155,23 @@ uint64_t log_last_term(const struct log *log)
     return log_term_at(log, log->last);
 }
 
+/* Is term_at(index) known? (Bootstrap entries have term 0, so a 0 from log_term_at
+ * alone does not tell.) Index 0 is the sentinel before the first entry, term 0. */
+bool log_knows(const struct log *log, uint64_t index)
+{
+    return index == 0 || (index >= log->first && index <= log->last) ||
+           index == log->snap.index;
+}
+
+/* Last index of the term-0 prefix (the bootstrap entries) still in the log, else 0. */
+uint64_t log_bootstrap_end(const struct log *log)
+{
+    if (log->last < log->first || log->run_count == 0 || run_at(log, 0)->term != 0) {
+        return 0;
+    }
+    return log->run_count > 1 ? run_at(log, 1)->first_index - 1 : log->last;
+}
+
 bool log_is_cached(const struct log *log, uint64_t index)
 {
     return index >= log->cache_first && index <= log->last && index != 0;

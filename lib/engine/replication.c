@@ -50,8 +50,8 @@ static uint64_t evict_limit(const struct yggr_engine *e)
     return min_u64(e->durable, e->applied);
 }
 
-static bool append_and_track(struct yggr_engine *e, const struct yggr_entry *en,
-                             uint64_t evict_upto)
+bool replication_append_entry(struct yggr_engine *e, const struct yggr_entry *en,
+                              uint64_t evict_upto)
 {
     if (e->step_appended >= e->step_cap || en->term < log_last_term(&e->log)) {
         return false;
@@ -81,7 +81,7 @@ bool replication_append_local(struct yggr_engine *e, const struct yggr_entry *in
     if (en.len == 0) {
         en.data = NULL;
     }
-    return append_and_track(e, &en, evict_limit(e));
+    return replication_append_entry(e, &en, evict_limit(e));
 }
 
 void replication_propose(struct yggr_engine *e, const struct yggr_entry *entries, uint32_t count)
@@ -126,7 +126,7 @@ void replication_propose(struct yggr_engine *e, const struct yggr_entry *entries
 static bool needs_snapshot(const struct yggr_engine *e, const struct progress *p)
 {
     uint64_t prev = p->next - 1;
-    return p->next < e->log.first || (prev > 0 && log_term_at(&e->log, prev) == 0);
+    return p->next < e->log.first || !log_knows(&e->log, prev);
 }
 
 static void fill_append(struct yggr_engine *e, struct yggr_msg *m, uint64_t prev)
@@ -136,7 +136,7 @@ static void fill_append(struct yggr_engine *e, struct yggr_msg *m, uint64_t prev
     m->as.append.prev.term = log_term_at(&e->log, prev);
     m->as.append.leader_commit = e->commit;
     m->as.append.round = e->cfg.reference_wire ? 0 : e->round;
-    YGGR_ASSERT(prev == 0 || m->as.append.prev.term != 0);
+    YGGR_ASSERT(log_knows(&e->log, prev));
 }
 
 /* One AppendEntries with entries from p->next. */
@@ -233,7 +233,7 @@ static void send_heartbeat(struct yggr_engine *e, struct progress *p)
     } else if (p->state == YGGR_PROGRESS_PROBE) {
         at = p->next - 1;
     }
-    if (at > 0 && log_term_at(&e->log, at) == 0) {
+    if (!log_knows(&e->log, at)) {
         at = 0; /* compacted: claim nothing */
     }
     struct yggr_msg *m = engine_msg(e, YGGR_MSG_APPEND_REQUEST, p->id);
@@ -309,7 +309,7 @@ void replication_become_leader(struct yggr_engine *e)
     if (!replication_append_local(e, &noop)) {
         noop.index = e->log.last + 1;
         noop.term = e->term;
-        if (!append_and_track(e, &noop, e->durable)) {
+        if (!replication_append_entry(e, &noop, e->durable)) {
             election_become_follower(e, e->term); /* cache full of undurable entries */
             return;
         }
@@ -333,6 +333,17 @@ void replication_advance_commit(struct yggr_engine *e, uint64_t commit)
     if (e->role == YGGR_ROLE_LEADER) {
         read_release(e);
     }
+}
+
+/* Bootstrap entries (term 0, the founders' configuration) are committed by definition:
+ * every founder writes the same ones, and a joiner gets them only from a leader. */
+void replication_commit_bootstrap(struct yggr_engine *e)
+{
+    uint64_t end = log_bootstrap_end(&e->log);
+    if (end > e->commit) {
+        replication_advance_commit(e, end);
+    }
+    YGGR_ASSERT(e->commit >= end);
 }
 
 void replication_maybe_commit(struct yggr_engine *e)
@@ -401,15 +412,18 @@ static bool append_valid(const struct yggr_msg *msg)
     if (req->from_storage || (req->entry_count > 0 && req->entries == NULL)) {
         return false;
     }
-    if ((req->prev.index == 0) != (req->prev.term == 0) || req->prev.term > msg->term) {
+    if ((req->prev.index == 0 && req->prev.term != 0) || req->prev.term > msg->term) {
         return false;
     }
     uint64_t term = req->prev.term;
     for (uint32_t k = 0; k < req->entry_count; k++) {
         const struct yggr_entry *en = &req->entries[k];
         if (en->index != req->prev.index + 1 + k || en->term < term || en->term > msg->term ||
-            en->term == 0 || en->type > YGGR_ENTRY_CONFIG || (en->len > 0 && en->data == NULL)) {
+            en->type > YGGR_ENTRY_CONFIG || (en->len > 0 && en->data == NULL)) {
             return false;
+        }
+        if (en->term == 0 && en->type != YGGR_ENTRY_CONFIG) {
+            return false; /* term 0 is reserved for the bootstrap configuration */
         }
         if (en->type == YGGR_ENTRY_CONFIG &&
             (en->node == 0 || en->change < YGGR_CHANGE_ADD_VOTER ||
@@ -499,7 +513,7 @@ static uint64_t process_entries(struct yggr_engine *e, const struct yggr_msg_app
             }
             truncate_at(e, en->index);
         }
-        if (!append_and_track(e, en, evict_limit(e))) {
+        if (!replication_append_entry(e, en, evict_limit(e))) {
             break; /* out of room: accept a prefix, claim less */
         }
         e->m.entries_appended++;
@@ -516,16 +530,18 @@ static bool prefix_matches(struct yggr_engine *e, const struct yggr_msg *msg)
     if (prev <= e->commit) {
         return true;
     }
+    if (!log_knows(&e->log, prev)) {
+        reply_append(e, msg->from, false, e->log.last + 1, 0, req->round);
+        return false;
+    }
     uint64_t t = log_term_at(&e->log, prev);
     if (t == req->prev.term) {
         return true;
     }
-    if (t == 0) {
-        reply_append(e, msg->from, false, e->log.last + 1, 0, req->round);
-    } else {
-        uint64_t hint = log_term_first(&e->log, prev);
-        reply_append(e, msg->from, false, hint > e->commit ? hint : e->commit + 1, t, req->round);
-    }
+    /* prev > commit >= the bootstrap prefix, so our entry there has a real term. */
+    YGGR_ASSERT(t != 0 && prev >= e->log.first);
+    uint64_t hint = log_term_first(&e->log, prev);
+    reply_append(e, msg->from, false, hint > e->commit ? hint : e->commit + 1, t, req->round);
     return false;
 }
 
@@ -550,6 +566,7 @@ void replication_receive_append(struct yggr_engine *e, const struct yggr_msg *ms
         return;
     }
     uint64_t verified = process_entries(e, req);
+    replication_commit_bootstrap(e);
     uint64_t commit = min_u64(req->leader_commit, verified);
     if (commit > e->commit) {
         replication_advance_commit(e, commit);

@@ -45,10 +45,12 @@ static bool same_id(struct yggr_log_id a, struct yggr_log_id b)
 void snapshot_taken(struct yggr_engine *e, struct yggr_log_id last, uint64_t size)
 {
     const struct yggr_membership *cfg = config_at(&e->conf, last.index);
-    if (last.index <= e->log.snap.index || last.index > e->applied || last.term == 0 ||
-        log_term_at(&e->log, last.index) != last.term || cfg == NULL) {
+    if (last.index <= e->log.snap.index || last.index > e->applied ||
+        !log_knows(&e->log, last.index) || log_term_at(&e->log, last.index) != last.term ||
+        cfg == NULL) {
         return; /* stale, not applied yet, or unknown: ignored */
     }
+    /* last.term may be 0: a snapshot of the bootstrap entries alone is a snapshot too. */
     e->snap.last = last;
     e->snap.size = size;
     e->snap.config = *cfg;
@@ -245,7 +247,7 @@ static bool request_valid(const struct yggr_msg *msg)
 {
     const struct yggr_msg_snapshot_request *req = &msg->as.snapshot;
     const struct yggr_membership *c = req->config;
-    if (req->leader_id != msg->from || req->last.index == 0 || req->last.term == 0 ||
+    if (req->leader_id != msg->from || req->last.index == 0 ||
         req->last.term > msg->term || (req->len > 0 && req->data == NULL) || c == NULL ||
         req->offset > UINT64_MAX - req->len) {
         return false;
@@ -409,8 +411,8 @@ void snapshot_persisted(struct yggr_engine *e, struct yggr_log_id last)
 void snapshot_hint(struct yggr_engine *e)
 {
     uint64_t floor = e->log.snap.index;
-    if (e->applied <= floor) {
-        return;
+    if (e->applied <= floor || e->applied <= log_bootstrap_end(&e->log)) {
+        return; /* nothing new, or only bootstrap entries (a snapshot needs a real term) */
     }
     bool fire = false;
     uint64_t t = e->cfg.snapshot_threshold_entries;

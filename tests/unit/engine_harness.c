@@ -352,6 +352,7 @@ struct hc_node {
 
 struct h_cluster {
     struct h_cluster_options o;
+    uint32_t count;               /* founders + joiners */
     struct hc_node nodes[HC_MAX];
     struct hc_msg *net;
     uint32_t net_count, net_cap;
@@ -389,6 +390,8 @@ static void *grow(void *p, uint64_t *cap, uint64_t need, size_t size)
     return p;
 }
 
+static void hc_step(struct h_cluster *c, struct hc_node *hn, const struct yggr_event *ev);
+
 static void hc_boot(struct h_cluster *c, struct hc_node *hn, uint64_t id)
 {
     struct yggr_engine_config cfg = c->o.cfg != NULL ? *c->o.cfg : h_config(id);
@@ -401,7 +404,7 @@ static void hc_boot(struct h_cluster *c, struct hc_node *hn, uint64_t id)
     hn->n.id = id;
     cr_assert_eq(yggr_engine_create(&cfg, &hn->n.e), 0);
     struct yggr_event ev = {.type = YGGR_EVENT_RECOVER};
-    for (uint32_t i = 1; i <= c->o.nodes; i++) {
+    for (uint32_t i = 1; i <= c->o.nodes && id <= c->o.nodes; i++) {
         yggr_membership_apply(&ev.as.recover.base_config, YGGR_CHANGE_ADD_VOTER, i);
     }
     ev.as.recover.term = hn->term;
@@ -444,7 +447,7 @@ static void hc_boot(struct h_cluster *c, struct hc_node *hn, uint64_t id)
     ev.as.recover.tail_count = (uint32_t)tail;
     hn->up = true;
     hn->applied = hn->has_snap ? hn->snap.last.index : 0;
-    h_step(&hn->n, &ev);
+    hc_step(c, hn, &ev); /* RECOVER may append (the bootstrap entries) and apply */
 }
 
 struct h_cluster *h_cluster_new(const struct h_cluster_options *o)
@@ -452,9 +455,10 @@ struct h_cluster *h_cluster_new(const struct h_cluster_options *o)
     struct h_cluster *c = calloc(1, sizeof(*c));
     cr_assert_not_null(c);
     c->o = *o;
-    cr_assert(o->nodes >= 1 && o->nodes <= HC_MAX);
+    c->count = o->nodes + o->joiners;
+    cr_assert(o->nodes >= 1 && c->count <= HC_MAX);
     c->rng = o->seed != 0 ? o->seed : 1;
-    for (uint32_t i = 0; i < o->nodes; i++) {
+    for (uint32_t i = 0; i < c->count; i++) {
         hc_boot(c, &c->nodes[i], i + 1);
     }
     return c;
@@ -467,7 +471,7 @@ static void free_msg(struct hc_msg *m)
 
 void h_cluster_free(struct h_cluster *c)
 {
-    for (uint32_t i = 0; i < c->o.nodes; i++) {
+    for (uint32_t i = 0; i < c->count; i++) {
         struct hc_node *hn = &c->nodes[i];
         if (hn->n.e != NULL) {
             yggr_engine_destroy(hn->n.e);
@@ -489,7 +493,7 @@ void h_cluster_free(struct h_cluster *c)
 
 static struct hc_node *node_of(struct h_cluster *c, uint64_t id)
 {
-    cr_assert(id >= 1 && id <= c->o.nodes);
+    cr_assert(id >= 1 && id <= c->count);
     return &c->nodes[id - 1];
 }
 
@@ -612,8 +616,6 @@ static void check_apply(struct h_cluster *c, struct hc_node *hn)
     hn->applied += a->apply.count;
 }
 
-static void hc_step(struct h_cluster *c, struct hc_node *hn, const struct yggr_event *ev);
-
 static void flush_writes(struct h_cluster *c, struct hc_node *hn, uint32_t count)
 {
     for (uint32_t k = 0; k < count && hn->pending_count > 0 && hn->up; k++) {
@@ -727,10 +729,10 @@ void h_cluster_step(struct h_cluster *c)
     c->steps++;
     uint64_t r = hc_rand(c) % 100;
     if (c->o.delay_persist && r >= 80) {
-        struct hc_node *hn = node_of(c, 1 + hc_rand(c) % c->o.nodes);
+        struct hc_node *hn = node_of(c, 1 + hc_rand(c) % c->count);
         flush_writes(c, hn, 1 + (uint32_t)(hc_rand(c) % 3));
     } else if (r < 30 || c->net_count == 0) {
-        h_cluster_tick(c, 1 + hc_rand(c) % c->o.nodes);
+        h_cluster_tick(c, 1 + hc_rand(c) % c->count);
     } else {
         deliver(c, c->o.random_order ? (uint32_t)(hc_rand(c) % c->net_count) : 0);
     }
@@ -740,7 +742,7 @@ void h_cluster_settle(struct h_cluster *c)
 {
     for (uint32_t rounds = 0; rounds < 10000; rounds++) {
         bool work = false;
-        for (uint32_t i = 0; i < c->o.nodes; i++) {
+        for (uint32_t i = 0; i < c->count; i++) {
             if (c->nodes[i].pending_count > 0 && c->nodes[i].up) {
                 flush_writes(c, &c->nodes[i], c->nodes[i].pending_count);
                 work = true;
@@ -759,7 +761,7 @@ void h_cluster_settle(struct h_cluster *c)
 uint64_t h_cluster_leader(const struct h_cluster *c)
 {
     uint64_t best = 0, term = 0;
-    for (uint32_t i = 0; i < c->o.nodes; i++) {
+    for (uint32_t i = 0; i < c->count; i++) {
         const struct hc_node *hn = &c->nodes[i];
         if (hn->up && hn->n.act.role == YGGR_ROLE_LEADER && hn->n.act.term >= term) {
             best = hn->n.id;
@@ -796,7 +798,7 @@ uint32_t h_cluster_propose(struct h_cluster *c, uint32_t count)
 uint64_t h_cluster_min_applied(const struct h_cluster *c)
 {
     uint64_t m = UINT64_MAX;
-    for (uint32_t i = 0; i < c->o.nodes; i++) {
+    for (uint32_t i = 0; i < c->count; i++) {
         if (c->nodes[i].up && c->nodes[i].applied < m) {
             m = c->nodes[i].applied;
         }

@@ -21,6 +21,11 @@ struct h_node {
     uint64_t hs_vote;
 };
 
+/* A node created with a non-empty configuration bootstraps it as its first log entries
+ * (term 0, committed): one per member. H_BOOT is their count for the fixture {1,2,3}, so
+ * the first entry a test appends there is at H_BOOT + 1 and prev = (H_BOOT, 0). */
+#define H_BOOT 3u
+
 /* Create node `id` with voters `ids[0..n)` (NULL cfg = fixture) and feed RECOVER. */
 void h_init(struct h_node *n, uint64_t id, const uint64_t *ids, uint32_t count,
             const struct yggr_engine_config *cfg);
@@ -68,9 +73,9 @@ struct yggr_engine_metrics h_metrics(const struct h_node *n);
 struct yggr_peer_progress h_progress(const struct h_node *n, uint64_t peer);
 
 /* Make node 1 of a fresh fixture cluster {1,2,3} leader: election, grant from 2, the no-op
- * persisted and acknowledged by 2 and 3 (so the no-op is committed). */
+ * (at H_BOOT + 1) persisted and acknowledged by 2 and 3 (so the no-op is committed). */
 void h_make_leader(struct h_node *n);
-/* Make n a follower of leader 2 in term `term` with an empty log. */
+/* Make n a follower of leader 2 in term `term` with only the bootstrap entries. */
 void h_make_follower(struct h_node *n, uint64_t term);
 
 /* ------------------------------------------------------------------------------------
@@ -80,7 +85,8 @@ void h_make_follower(struct h_node *n, uint64_t term);
 struct h_cluster;
 
 struct h_cluster_options {
-    uint32_t nodes;
+    uint32_t nodes;              /* founders: ids 1..nodes, bootstrapped with {1..nodes} */
+    uint32_t joiners;            /* ids nodes+1..: empty configuration, must be added */
     uint64_t seed;
     uint32_t drop_percent;       /* per delivery */
     bool random_order;           /* deliver a random message (else FIFO) */

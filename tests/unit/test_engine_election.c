@@ -40,7 +40,8 @@ Test(tick, starting_an_election_bumps_term_votes_for_self_and_persists_first)
         cr_assert_not_null(m);
         cr_assert(eq(u64, m->term, 1));
         cr_assert(eq(u64, m->as.vote_request.candidate_id, 1));
-        cr_assert(eq(u64, m->as.vote_request.last.index, 0));
+        cr_assert(eq(u64, m->as.vote_request.last.index, H_BOOT), "the bootstrap entries");
+        cr_assert(eq(u64, m->as.vote_request.last.term, 0));
     }
     h_fini(&n);
 }
@@ -49,14 +50,14 @@ Test(tick, request_vote_carries_the_last_log_id_when_the_log_is_not_empty)
 {
     struct h_node n;
     h_make_follower(&n, 1);
-    struct yggr_msg ae = h_append(2, 1, 1, 0, 0, h_entries(1, 1, 3), 3, 0);
+    struct yggr_msg ae = h_append(2, 1, 1, H_BOOT, 0, h_entries(H_BOOT + 1, 1, 3), 3, 0);
     h_recv(&n, &ae);
     h_persist_all(&n);
     h_ticks(&n, 10);
     h_hs_persisted(&n);
     const struct yggr_msg *m = h_find(&n, YGGR_MSG_VOTE_REQUEST, 3);
     cr_assert_not_null(m);
-    cr_assert(eq(u64, m->as.vote_request.last.index, 3));
+    cr_assert(eq(u64, m->as.vote_request.last.index, H_BOOT + 3));
     cr_assert(eq(u64, m->as.vote_request.last.term, 1));
     h_fini(&n);
 }
@@ -112,7 +113,7 @@ Test(vote_request, grants_vote_when_candidate_log_is_up_to_date)
 {
     struct h_node n;
     h_init3(&n, 1);
-    struct yggr_msg r = h_vote_req(2, 1, 1, 0, 0);
+    struct yggr_msg r = h_vote_req(2, 1, 1, H_BOOT, 0);
     h_recv(&n, &r);
     cr_assert(h_has(&n, YGGR_ACT_HARD_STATE));
     cr_assert(eq(u64, n.act.hard_state.vote, 2));
@@ -129,7 +130,7 @@ Test(vote_request, catches_up_to_a_higher_term_before_deciding)
 {
     struct h_node n;
     h_init3(&n, 1);
-    struct yggr_msg r = h_vote_req(2, 1, 7, 0, 0);
+    struct yggr_msg r = h_vote_req(2, 1, 7, H_BOOT, 0);
     h_recv(&n, &r);
     cr_assert(eq(u64, n.act.term, 7));
     h_hs_persisted(&n);
@@ -141,7 +142,7 @@ Test(vote_request, rejects_a_stale_term_without_state_change)
 {
     struct h_node n;
     h_init3(&n, 1);
-    struct yggr_msg r = h_vote_req(2, 1, 5, 0, 0);
+    struct yggr_msg r = h_vote_req(2, 1, 5, H_BOOT, 0);
     h_recv(&n, &r);
     h_hs_persisted(&n);
     struct yggr_msg s = h_vote_req(3, 1, 3, 9, 9);
@@ -157,10 +158,10 @@ Test(vote_request, rejects_a_second_candidate_in_the_same_term_and_regrants_the_
 {
     struct h_node n;
     h_init3(&n, 1);
-    struct yggr_msg r = h_vote_req(2, 1, 1, 0, 0);
+    struct yggr_msg r = h_vote_req(2, 1, 1, H_BOOT, 0);
     h_recv(&n, &r);
     h_hs_persisted(&n);
-    struct yggr_msg s = h_vote_req(3, 1, 1, 0, 0);
+    struct yggr_msg s = h_vote_req(3, 1, 1, H_BOOT, 0);
     h_recv(&n, &s);
     cr_assert(not(h_find(&n, YGGR_MSG_VOTE_RESPONSE, 3)->as.vote_response.granted));
     h_recv(&n, &r);
@@ -174,10 +175,10 @@ Test(vote_request, a_higher_term_clears_the_old_vote)
 {
     struct h_node n;
     h_init3(&n, 1);
-    struct yggr_msg r = h_vote_req(2, 1, 1, 0, 0);
+    struct yggr_msg r = h_vote_req(2, 1, 1, H_BOOT, 0);
     h_recv(&n, &r);
     h_hs_persisted(&n);
-    struct yggr_msg s = h_vote_req(3, 1, 2, 0, 0);
+    struct yggr_msg s = h_vote_req(3, 1, 2, H_BOOT, 0);
     h_recv(&n, &s);
     cr_assert(eq(u64, n.act.hard_state.term, 2));
     cr_assert(eq(u64, n.act.hard_state.vote, 3));
@@ -189,11 +190,11 @@ Test(vote_request, granting_resets_the_election_timer_and_rejecting_does_not)
     struct h_node n;
     h_init3(&n, 1);
     h_ticks(&n, 9);
-    struct yggr_msg r = h_vote_req(2, 1, 1, 0, 0);
+    struct yggr_msg r = h_vote_req(2, 1, 1, H_BOOT, 0);
     h_recv(&n, &r);
     h_ticks(&n, 9);
     cr_assert(eq(int, n.act.role, YGGR_ROLE_FOLLOWER));
-    struct yggr_msg s = h_vote_req(3, 1, 1, 0, 0);
+    struct yggr_msg s = h_vote_req(3, 1, 1, H_BOOT, 0);
     h_recv(&n, &s); /* rejected: same term, voted for 2 */
     h_tick(&n);
     cr_assert(eq(int, n.act.role, YGGR_ROLE_CANDIDATE));
@@ -204,14 +205,14 @@ Test(vote_request, rejects_a_candidate_with_a_less_up_to_date_log)
 {
     struct h_node n;
     h_make_follower(&n, 2);
-    struct yggr_msg ae = h_append(2, 1, 2, 0, 0, h_entries(1, 2, 3), 3, 0);
+    struct yggr_msg ae = h_append(2, 1, 2, H_BOOT, 0, h_entries(H_BOOT + 1, 2, 3), 3, 0);
     h_recv(&n, &ae);
     h_persist_all(&n);
     h_ticks(&n, 10); /* forget the leader */
     struct yggr_msg older = h_vote_req(3, 1, 5, 9, 1);
     h_recv(&n, &older);
     cr_assert(not(h_find(&n, YGGR_MSG_VOTE_RESPONSE, 3)->as.vote_response.granted));
-    struct yggr_msg shorter = h_vote_req(3, 1, 6, 2, 2);
+    struct yggr_msg shorter = h_vote_req(3, 1, 6, H_BOOT + 2, 2);
     h_recv(&n, &shorter);
     cr_assert(not(h_find(&n, YGGR_MSG_VOTE_RESPONSE, 3)->as.vote_response.granted));
     h_fini(&n);
@@ -221,11 +222,11 @@ Test(vote_request, grants_same_last_term_with_equal_or_longer_log_and_higher_las
 {
     struct h_node n;
     h_make_follower(&n, 2);
-    struct yggr_msg ae = h_append(2, 1, 2, 0, 0, h_entries(1, 2, 3), 3, 0);
+    struct yggr_msg ae = h_append(2, 1, 2, H_BOOT, 0, h_entries(H_BOOT + 1, 2, 3), 3, 0);
     h_recv(&n, &ae);
     h_persist_all(&n);
     h_ticks(&n, 10);
-    struct yggr_msg same = h_vote_req(3, 1, 5, 3, 2);
+    struct yggr_msg same = h_vote_req(3, 1, 5, H_BOOT + 3, 2);
     h_recv(&n, &same);
     h_hs_persisted(&n);
     cr_assert(h_find(&n, YGGR_MSG_VOTE_RESPONSE, 3)->as.vote_response.granted);
@@ -240,7 +241,7 @@ Test(vote_request, refuses_votes_while_a_leader_is_live_without_bumping_the_term
 {
     struct h_node n;
     h_make_follower(&n, 1);
-    struct yggr_msg r = h_vote_req(3, 1, 2, 0, 0);
+    struct yggr_msg r = h_vote_req(3, 1, 2, H_BOOT, 0);
     h_recv(&n, &r);
     cr_assert(eq(u64, n.act.term, 1), "a refused vote does not bump the term");
     cr_assert(not(h_find(&n, YGGR_MSG_VOTE_RESPONSE, 3)->as.vote_response.granted));
@@ -364,11 +365,11 @@ Test(vote_response, becoming_leader_starts_every_peer_at_the_noop_with_match_zer
     make_candidate(&n, 1, 3);
     struct yggr_msg g = h_vote_resp(2, 1, 1, true);
     h_recv(&n, &g);
-    cr_assert(eq(u64, n.act.last_index, 1));
+    cr_assert(eq(u64, n.act.last_index, H_BOOT + 1));
     for (uint64_t p = 2; p <= 3; p++) {
         struct yggr_peer_progress pr = h_progress(&n, p);
         cr_assert(eq(u64, pr.match_index, 0));
-        cr_assert(eq(u64, pr.next_index, 1));
+        cr_assert(eq(u64, pr.next_index, H_BOOT + 1));
         cr_assert(eq(int, pr.state, YGGR_PROGRESS_PROBE));
     }
     h_fini(&n);
@@ -383,9 +384,9 @@ Test(vote_response, a_single_node_cluster_elects_itself_once_its_vote_is_durable
     cr_assert(eq(int, n.act.role, YGGR_ROLE_CANDIDATE), "its own vote is not durable yet");
     h_hs_persisted(&n);
     cr_assert(eq(int, n.act.role, YGGR_ROLE_LEADER));
-    cr_assert(eq(u64, n.act.commit_index, 0), "the no-op commits once durable");
+    cr_assert(eq(u64, n.act.commit_index, 1), "the bootstrap entry; the no-op once durable");
     h_persist_all(&n);
-    cr_assert(eq(u64, n.act.commit_index, 1));
+    cr_assert(eq(u64, n.act.commit_index, 2));
     cr_assert(eq(u32, n.act.apply.count, 1));
     cr_assert(eq(int, n.act.apply.entries[0].type, YGGR_ENTRY_NOOP));
     h_fini(&n);
@@ -473,7 +474,7 @@ Test(pre_vote, responder_grants_without_a_recent_leader_and_never_changes_its_te
 {
     struct h_node n;
     init_prevote(&n, 1);
-    struct yggr_msg r = h_prevote_req(2, 1, 1, 0, 0);
+    struct yggr_msg r = h_prevote_req(2, 1, 1, H_BOOT, 0);
     h_recv(&n, &r);
     const struct yggr_msg *m = h_find(&n, YGGR_MSG_PRE_VOTE_RESPONSE, 2);
     cr_assert(m->as.vote_response.granted);
@@ -490,7 +491,7 @@ Test(pre_vote, responder_rejects_within_the_timeout_of_a_leader_and_grants_after
     struct yggr_msg hb = h_append(2, 1, 1, 0, 0, NULL, 0, 0);
     h_recv(&n, &hb);
     h_ticks(&n, 9);
-    struct yggr_msg r = h_prevote_req(3, 1, 2, 0, 0);
+    struct yggr_msg r = h_prevote_req(3, 1, 2, H_BOOT, 0);
     h_recv(&n, &r);
     cr_assert(not(h_find(&n, YGGR_MSG_PRE_VOTE_RESPONSE, 3)->as.vote_response.granted));
     h_tick(&n); /* elapsed = timeout: our own pre-election starts, the leader is gone */
@@ -503,7 +504,7 @@ Test(pre_vote, responder_rejects_stale_logs_and_a_proposed_term_equal_to_its_own
 {
     struct h_node n;
     init_prevote(&n, 1);
-    struct yggr_msg hb = h_append(2, 1, 3, 0, 0, h_entries(1, 3, 2), 2, 0);
+    struct yggr_msg hb = h_append(2, 1, 3, H_BOOT, 0, h_entries(H_BOOT + 1, 3, 2), 2, 0);
     h_recv(&n, &hb);
     h_persist_all(&n);
     h_ticks(&n, 10);

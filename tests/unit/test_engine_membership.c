@@ -38,7 +38,7 @@ Test(config_change, add_voter_takes_effect_at_once_and_replicates_to_the_new_nod
     h_make_leader(&n);
     change(&n, YGGR_CHANGE_ADD_VOTER, 4);
     cr_assert(eq(int, n.act.result.err, 0));
-    cr_assert(eq(u64, n.act.result.index, 2));
+    cr_assert(eq(u64, n.act.result.index, H_BOOT + 2));
     cr_assert(eq(u32, n.act.append.count, 1));
     cr_assert(eq(int, n.act.append.entries[0].type, YGGR_ENTRY_CONFIG));
     cr_assert(eq(u64, n.act.append.entries[0].node, 4));
@@ -98,12 +98,12 @@ Test(config_change, one_change_at_a_time_and_only_after_an_entry_of_the_term_com
     change(&n, YGGR_CHANGE_ADD_VOTER, 5);
     cr_assert(eq(int, n.act.result.err, YGGR_ERR_CHANGE_IN_PROGRESS));
     h_persist_all(&n);
-    struct yggr_msg ok3 = h_append_ok(3, 1, 1, 2, n.e->round);
+    struct yggr_msg ok3 = h_append_ok(3, 1, 1, H_BOOT + 2, n.e->round);
     h_recv(&n, &ok3);
-    cr_assert(eq(u64, n.act.commit_index, 1), "the new config needs 3 of 4");
-    struct yggr_msg ok2 = h_append_ok(2, 1, 1, 2, n.e->round);
+    cr_assert(eq(u64, n.act.commit_index, H_BOOT + 1), "the new config needs 3 of 4");
+    struct yggr_msg ok2 = h_append_ok(2, 1, 1, H_BOOT + 2, n.e->round);
     h_recv(&n, &ok2);
-    cr_assert(eq(u64, n.act.commit_index, 2));
+    cr_assert(eq(u64, n.act.commit_index, H_BOOT + 2));
     change(&n, YGGR_CHANGE_ADD_VOTER, 5);
     cr_assert(eq(int, n.act.result.err, 0));
     h_fini(&n);
@@ -148,16 +148,16 @@ Test(config_change, a_follower_adopts_a_config_entry_and_truncation_reverts_it)
     struct h_node n;
     h_make_follower(&n, 1);
     struct yggr_entry e[2] = {
-        {.index = 1, .term = 1, .type = YGGR_ENTRY_NOOP},
-        {.index = 2, .term = 1, .type = YGGR_ENTRY_CONFIG, .change = YGGR_CHANGE_REMOVE_VOTER,
+        {.index = H_BOOT + 1, .term = 1, .type = YGGR_ENTRY_NOOP},
+        {.index = H_BOOT + 2, .term = 1, .type = YGGR_ENTRY_CONFIG, .change = YGGR_CHANGE_REMOVE_VOTER,
          .node = 3},
     };
-    struct yggr_msg ae = h_append(2, 1, 1, 0, 0, e, 2, 0);
+    struct yggr_msg ae = h_append(2, 1, 1, H_BOOT, 0, e, 2, 0);
     h_recv(&n, &ae);
     cr_assert(eq(u32, latest(&n).voter_count, 2));
-    struct yggr_msg other = h_append(3, 1, 2, 1, 1, h_entries(2, 2, 1), 1, 0);
+    struct yggr_msg other = h_append(3, 1, 2, H_BOOT + 1, 1, h_entries(H_BOOT + 2, 2, 1), 1, 0);
     h_recv(&n, &other);
-    cr_assert(eq(u64, n.act.append.truncate_from, 2));
+    cr_assert(eq(u64, n.act.append.truncate_from, H_BOOT + 2));
     cr_assert(eq(u32, latest(&n).voter_count, 3));
     h_fini(&n);
 }
@@ -169,13 +169,13 @@ Test(config_change, a_leader_removing_itself_stops_counting_itself_and_steps_dow
     change(&n, YGGR_CHANGE_REMOVE_VOTER, 1);
     cr_assert(eq(int, n.act.result.err, 0));
     h_persist_all(&n);
-    struct yggr_msg ok2 = h_append_ok(2, 1, 1, 2, n.e->round);
+    struct yggr_msg ok2 = h_append_ok(2, 1, 1, H_BOOT + 2, n.e->round);
     h_recv(&n, &ok2);
-    cr_assert(eq(u64, n.act.commit_index, 1), "{2,3} need both: self no longer counts");
+    cr_assert(eq(u64, n.act.commit_index, H_BOOT + 1), "{2,3} need both: self no longer counts");
     cr_assert(eq(int, n.act.role, YGGR_ROLE_LEADER));
-    struct yggr_msg ok3 = h_append_ok(3, 1, 1, 2, n.e->round);
+    struct yggr_msg ok3 = h_append_ok(3, 1, 1, H_BOOT + 2, n.e->round);
     h_recv(&n, &ok3);
-    cr_assert(eq(u64, n.act.commit_index, 2));
+    cr_assert(eq(u64, n.act.commit_index, H_BOOT + 2));
     cr_assert(eq(int, n.act.role, YGGR_ROLE_FOLLOWER));
     h_ticks(&n, 40);
     cr_assert(eq(int, n.act.role, YGGR_ROLE_FOLLOWER), "a non-voter never campaigns");
@@ -188,7 +188,7 @@ Test(config_change, removing_another_peer_does_not_step_the_leader_down)
     h_make_leader(&n);
     change(&n, YGGR_CHANGE_REMOVE_VOTER, 3);
     commit_all(&n);
-    cr_assert(eq(u64, n.act.commit_index, 2));
+    cr_assert(eq(u64, n.act.commit_index, H_BOOT + 2));
     cr_assert(eq(int, n.act.role, YGGR_ROLE_LEADER));
     h_fini(&n);
 }
@@ -203,11 +203,11 @@ Test(learner, add_learner_replicates_but_its_acks_never_make_a_quorum)
     cr_assert(eq(u32, latest(&n).learner_count, 1));
     cr_assert_not_null(h_find(&n, YGGR_MSG_APPEND_REQUEST, 4));
     h_persist_all(&n);
-    struct yggr_msg ok4 = h_append_ok(4, 1, 1, 2, n.e->round);
+    struct yggr_msg ok4 = h_append_ok(4, 1, 1, H_BOOT + 2, n.e->round);
     h_recv(&n, &ok4);
-    cr_assert(eq(u64, h_progress(&n, 4).match_index, 2), "learner acks are used");
+    cr_assert(eq(u64, h_progress(&n, 4).match_index, H_BOOT + 2), "learner acks are used");
     cr_assert(h_progress(&n, 4).learner);
-    cr_assert(eq(u64, n.act.commit_index, 1), "but they do not count");
+    cr_assert(eq(u64, n.act.commit_index, H_BOOT + 1), "but they do not count");
     h_fini(&n);
 }
 
@@ -311,11 +311,20 @@ Test(membership, a_joiner_with_an_empty_config_waits_for_a_leader_and_learns_its
     h_ticks(&n, 50);
     cr_assert(eq(int, n.act.role, YGGR_ROLE_FOLLOWER));
     cr_assert(eq(u64, h_metrics(&n).elections_started, 0));
-    struct yggr_entry e[1] = {{.index = 1, .term = 3, .type = YGGR_ENTRY_CONFIG,
-                               .change = YGGR_CHANGE_ADD_LEARNER, .node = 4}};
-    struct yggr_msg ae = h_append(2, 4, 3, 0, 0, e, 1, 0);
+    struct yggr_entry e[4] = {
+        {.index = 1, .term = 0, .type = YGGR_ENTRY_CONFIG, .change = YGGR_CHANGE_ADD_VOTER,
+         .node = 1},
+        {.index = 2, .term = 0, .type = YGGR_ENTRY_CONFIG, .change = YGGR_CHANGE_ADD_VOTER,
+         .node = 2},
+        {.index = 3, .term = 0, .type = YGGR_ENTRY_CONFIG, .change = YGGR_CHANGE_ADD_VOTER,
+         .node = 3},
+        {.index = 4, .term = 3, .type = YGGR_ENTRY_CONFIG, .change = YGGR_CHANGE_ADD_LEARNER,
+         .node = 4}};
+    struct yggr_msg ae = h_append(2, 4, 3, 0, 0, e, 4, 0);
     h_recv(&n, &ae);
     cr_assert(eq(u64, n.act.leader_id, 2));
+    cr_assert(eq(u32, latest(&n).voter_count, 3), "the founders, from the bootstrap entries");
     cr_assert(eq(u32, latest(&n).learner_count, 1));
+    cr_assert(eq(u64, n.act.commit_index, 3), "bootstrap entries are committed");
     h_fini(&n);
 }

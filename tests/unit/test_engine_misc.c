@@ -198,7 +198,8 @@ Test(invariants, single_node_log_terms_are_contiguous_and_non_decreasing)
         h_persist_all(&n);
     }
     uint64_t prev = 0;
-    for (uint64_t i = 1; i <= n.act.last_index; i++) {
+    cr_assert(eq(u64, yggr_engine_term_at(n.e, 1), 0), "the bootstrap entry");
+    for (uint64_t i = 2; i <= n.act.last_index; i++) {
         uint64_t t = yggr_engine_term_at(n.e, i);
         cr_assert(t >= prev && t > 0);
         prev = t;
@@ -224,9 +225,9 @@ Test(metrics, counters_follow_their_events)
 {
     struct h_node n;
     h_init3(&n, 1);
-    struct yggr_msg v = h_vote_req(2, 1, 1, 0, 0);
+    struct yggr_msg v = h_vote_req(2, 1, 1, H_BOOT, 0);
     h_recv(&n, &v);
-    struct yggr_msg v3 = h_vote_req(3, 1, 1, 0, 0);
+    struct yggr_msg v3 = h_vote_req(3, 1, 1, H_BOOT, 0);
     h_recv(&n, &v3);
     struct yggr_engine_metrics m = h_metrics(&n);
     cr_assert(eq(u64, m.votes_granted, 1));
@@ -234,15 +235,15 @@ Test(metrics, counters_follow_their_events)
     cr_assert(eq(u64, m.higher_term_stepdowns, 1));
     struct yggr_msg stale = h_append(2, 1, 0, 0, 0, NULL, 0, 0);
     h_recv(&n, &stale);
-    struct yggr_msg ae = h_append(2, 1, 1, 0, 0, h_entries(1, 1, 2), 2, 2);
+    struct yggr_msg ae = h_append(2, 1, 1, H_BOOT, 0, h_entries(H_BOOT + 1, 1, 2), 2, H_BOOT + 2);
     h_recv(&n, &ae);
     m = h_metrics(&n);
     cr_assert(eq(u64, m.append_entries_received, 2));
     cr_assert(eq(u64, m.append_entries_rejected, 1));
     cr_assert(eq(u64, m.entries_appended, 2));
-    cr_assert(eq(u64, m.entries_committed, 2));
-    cr_assert(eq(u64, m.entries_applied, 2));
-    cr_assert(eq(u64, m.commit_index, 2));
+    cr_assert(eq(u64, m.entries_committed, H_BOOT + 2), "the bootstrap entries count");
+    cr_assert(eq(u64, m.entries_applied, H_BOOT + 2));
+    cr_assert(eq(u64, m.commit_index, H_BOOT + 2));
     h_read(&n, 9);
     cr_assert(eq(u64, h_metrics(&n).reads_failed, 1));
     h_fini(&n);
@@ -463,18 +464,27 @@ Test(config, recover_round_trips_hard_state_log_bounds_and_configs)
     yggr_membership_apply(&r->base_config, YGGR_CHANGE_ADD_VOTER, 2);
     r->first_index = 1;
     r->last_index = 1000;
-    struct yggr_term_run runs[2] = {{3, 1}, {6, 500}};
+    /* The bootstrap entries (term 0) are on disk: base_config is not used again. */
+    struct yggr_term_run runs[3] = {{0, 1}, {3, 3}, {6, 500}};
     r->terms = runs;
-    r->term_count = 2;
-    struct yggr_entry cfgs[1] = {{.index = 600, .term = 6, .type = YGGR_ENTRY_CONFIG,
-                                  .change = YGGR_CHANGE_ADD_VOTER, .node = 3}};
+    r->term_count = 3;
+    struct yggr_entry cfgs[3] = {
+        {.index = 1, .type = YGGR_ENTRY_CONFIG, .change = YGGR_CHANGE_ADD_VOTER, .node = 1},
+        {.index = 2, .type = YGGR_ENTRY_CONFIG, .change = YGGR_CHANGE_ADD_VOTER, .node = 2},
+        {.index = 600, .term = 6, .type = YGGR_ENTRY_CONFIG, .change = YGGR_CHANGE_ADD_VOTER,
+         .node = 3}};
     r->configs = cfgs;
-    r->config_count = 1;
+    r->config_count = 3;
     struct yggr_actions a;
     yggr_engine_step(e, &ev, &a);
     cr_assert(eq(u64, a.term, 7));
     cr_assert(eq(u64, a.last_index, 1000));
-    cr_assert(eq(u64, a.commit_index, 0));
+    cr_assert(eq(u64, a.commit_index, 2), "the bootstrap entries are committed");
+    cr_assert(eq(u32, a.flags & YGGR_ACT_APPEND, 0), "nothing re-appended");
+    cr_assert(eq(u64, a.apply.first_index, 1));
+    cr_assert(eq(u32, a.apply.count, 2));
+    cr_assert(a.apply.from_storage);
+    cr_assert(eq(u64, yggr_engine_term_at(e, 2), 0));
     cr_assert(eq(u64, yggr_engine_term_at(e, 499), 3));
     cr_assert(eq(u64, yggr_engine_term_at(e, 500), 6));
     struct yggr_membership m;

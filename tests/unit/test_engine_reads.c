@@ -16,7 +16,7 @@ static uint64_t round_sent(const struct h_node *n, uint64_t to)
 
 static void ack(struct h_node *n, uint64_t from, uint64_t round)
 {
-    struct yggr_msg ok = h_append_ok(from, n->id, n->act.term, 1, round);
+    struct yggr_msg ok = h_append_ok(from, n->id, n->act.term, H_BOOT + 1, round);
     h_recv(n, &ok);
 }
 
@@ -49,7 +49,7 @@ Test(read_index, a_read_is_ready_after_a_majority_acknowledges_its_round)
     const struct yggr_read_result *res = h_read_result(&n, 7);
     cr_assert_not_null(res);
     cr_assert(eq(int, res->status, YGGR_READ_READY));
-    cr_assert(eq(u64, res->index, 1));
+    cr_assert(eq(u64, res->index, H_BOOT + 1));
     cr_assert(eq(u64, h_metrics(&n).read_index_started, 1));
     h_fini(&n);
 }
@@ -151,9 +151,9 @@ Test(lease, a_fresh_leader_without_a_majority_ack_falls_back_to_read_index)
 {
     struct h_node n;
     lease_leader(&n, 5);
-    struct yggr_msg ok = h_append_ok(2, 1, 1, 1, 0);
+    struct yggr_msg ok = h_append_ok(2, 1, 1, H_BOOT + 1, 0);
     h_recv(&n, &ok); /* commits the no-op; round 0: credited with the oldest round */
-    cr_assert(eq(u64, n.act.commit_index, 1));
+    cr_assert(eq(u64, n.act.commit_index, H_BOOT + 1));
     h_ticks(&n, 6);
     h_read(&n, 1);
     cr_assert_null(h_read_result(&n, 1), "no fresh majority ack: ReadIndex");
@@ -255,7 +255,7 @@ Test(leadership_transfer, a_lagging_target_is_caught_up_first_and_proposals_wait
     cr_assert_null(h_find(&n, YGGR_MSG_TIMEOUT_NOW, 3));
     h_propose(&n, 1);
     cr_assert(eq(int, n.act.result.err, YGGR_ERR_TRANSFER_IN_PROGRESS));
-    struct yggr_msg ok = h_append_ok(3, 1, 1, 3, n.e->round);
+    struct yggr_msg ok = h_append_ok(3, 1, 1, H_BOOT + 3, n.e->round);
     h_recv(&n, &ok);
     cr_assert_not_null(h_find(&n, YGGR_MSG_TIMEOUT_NOW, 3));
     h_fini(&n);

@@ -42,6 +42,9 @@ void free(void *p)
     __libc_free(p);
 }
 
+/* Log index of the i-th entry after the fixture's bootstrap entries (term 0, 1..H_BOOT). */
+#define X(i) (H_BOOT + (i))
+
 static void change(struct h_node *n, enum yggr_change_type type, uint64_t node)
 {
     struct yggr_event ev = {.type = YGGR_EVENT_CHANGE};
@@ -76,7 +79,7 @@ Test(regress, ref_8_1_1_snapshot_config_includes_the_node_that_took_it)
     h_make_leader(&n);
     h_propose(&n, 2);
     commit_all(&n);
-    taken(&n, 3, 10);
+    taken(&n, X(3), 10);
     cr_assert(yggr_membership_is_voter(&n.e->snap.config, 1));
     cr_assert(eq(u32, n.e->snap.config.voter_count, 3));
     h_fini(&n);
@@ -88,10 +91,10 @@ Test(regress, ref_8_1_2_a_second_snapshot_keeps_changes_compacted_into_the_first
     h_make_leader(&n);
     change(&n, YGGR_CHANGE_ADD_LEARNER, 4);
     commit_all(&n);
-    taken(&n, 2, 10);
+    taken(&n, X(2), 10);
     h_propose(&n, 2);
     commit_all(&n);
-    taken(&n, 4, 10);
+    taken(&n, X(4), 10);
     cr_assert(yggr_membership_is_learner(&n.e->snap.config, 4));
     h_fini(&n);
 }
@@ -103,9 +106,9 @@ Test(regress, ref_8_1_3_a_late_ack_of_an_earlier_round_does_not_confirm_a_read)
     h_tick(&n);
     uint64_t before = h_find(&n, YGGR_MSG_APPEND_REQUEST, 2)->as.append.round;
     h_read(&n, 1);
-    struct yggr_msg late = h_append_ok(2, 1, 1, 1, before);
+    struct yggr_msg late = h_append_ok(2, 1, 1, X(1), before);
     h_recv(&n, &late);
-    struct yggr_msg late3 = h_append_ok(3, 1, 1, 1, before);
+    struct yggr_msg late3 = h_append_ok(3, 1, 1, X(1), before);
     h_recv(&n, &late3);
     cr_assert_null(h_read_result(&n, 1), "reference: credited with the latest stamp");
     h_fini(&n);
@@ -143,9 +146,9 @@ Test(regress, ref_8_1_7_a_leader_removing_itself_stops_counting_itself)
     h_make_leader(&n);
     change(&n, YGGR_CHANGE_REMOVE_VOTER, 1);
     h_persist_all(&n);
-    struct yggr_msg ok = h_append_ok(2, 1, 1, 2, n.e->round);
+    struct yggr_msg ok = h_append_ok(2, 1, 1, X(2), n.e->round);
     h_recv(&n, &ok);
-    cr_assert(eq(u64, n.act.commit_index, 1), "reference: leader + 2 commit the removal");
+    cr_assert(eq(u64, n.act.commit_index, X(1)), "reference: leader + 2 commit the removal");
     h_fini(&n);
 }
 
@@ -155,9 +158,9 @@ Test(regress, ref_8_1_8_promoting_self_keeps_the_config_consistent)
     static const uint64_t learners[1] = {4};
     struct h_node n;
     h_init_learners(&n, 4, voters, 3, learners, 1, NULL);
-    struct yggr_entry e[1] = {{.index = 1, .term = 1, .type = YGGR_ENTRY_CONFIG,
+    struct yggr_entry e[1] = {{.index = H_BOOT + 2, .term = 1, .type = YGGR_ENTRY_CONFIG,
                                .change = YGGR_CHANGE_PROMOTE_LEARNER, .node = 4}};
-    struct yggr_msg ae = h_append(2, 4, 1, 0, 0, e, 1, 0);
+    struct yggr_msg ae = h_append(2, 4, 1, H_BOOT + 1, 0, e, 1, 0) /* after 3 voters + learner 4 */;
     h_recv(&n, &ae);
     struct yggr_membership m;
     yggr_engine_config_latest(n.e, &m);
@@ -171,15 +174,15 @@ Test(regress, ref_8_1_9_a_success_claims_only_what_the_request_proved)
 {
     struct h_node n;
     h_make_follower(&n, 1);
-    struct yggr_msg ae = h_append(2, 1, 1, 0, 0, h_entries(1, 1, 5), 5, 0);
+    struct yggr_msg ae = h_append(2, 1, 1, X(0), 0, h_entries(X(1), 1, 5), 5, 0);
     h_recv(&n, &ae);
     h_persist_all(&n);
-    struct yggr_msg hb = h_append(3, 1, 2, 2, 1, NULL, 0, 5);
+    struct yggr_msg hb = h_append(3, 1, 2, X(2), 1, NULL, 0, X(5));
     h_recv(&n, &hb);
     h_hs_persisted(&n);
     const struct yggr_msg *r = h_find(&n, YGGR_MSG_APPEND_RESPONSE, 3);
-    cr_assert(eq(u64, r->as.append_response.last_appended, 2), "reference: whole log (5)");
-    cr_assert(eq(u64, n.act.commit_index, 2), "reference: min(5, last) = 5");
+    cr_assert(eq(u64, r->as.append_response.last_appended, X(2)), "reference: whole log");
+    cr_assert(eq(u64, n.act.commit_index, X(2)), "reference: min(leader_commit, last)");
     h_fini(&n);
 }
 
@@ -222,9 +225,9 @@ Test(regress, ref_8_2_15_learners_are_tracked_and_their_acks_used)
     h_hs_persisted(&n);
     struct yggr_msg g = h_vote_resp(2, 1, 1, true);
     h_recv(&n, &g);
-    struct yggr_msg ok = h_append_ok(4, 1, 1, 1, n.e->round);
+    struct yggr_msg ok = h_append_ok(4, 1, 1, H_BOOT + 2, n.e->round) /* 3 voters + learner, no-op */;
     h_recv(&n, &ok);
-    cr_assert(eq(u64, h_progress(&n, 4).match_index, 1));
+    cr_assert(eq(u64, h_progress(&n, 4).match_index, H_BOOT + 2));
     h_tick(&n);
     cr_assert(eq(u32, h_find(&n, YGGR_MSG_APPEND_REQUEST, 4)->as.append.entry_count, 0),
               "heartbeats do not resend the log");
@@ -269,13 +272,13 @@ Test(regress, ref_8_2_17_a_follower_may_restart_a_snapshot_transfer_at_zero)
     h_recv(&n, &g);
     h_propose(&n, 3);
     h_persist_all(&n);
-    struct yggr_msg ok = h_append_ok(3, 1, 1, 4, n.e->round);
+    struct yggr_msg ok = h_append_ok(3, 1, 1, X(4), n.e->round);
     h_recv(&n, &ok);
-    taken(&n, 4, 9);
-    struct yggr_msg cf = h_append_conflict(2, 1, 1, 2, 0);
+    taken(&n, X(4), 9);
+    struct yggr_msg cf = h_append_conflict(2, 1, 1, X(2), 0);
     h_recv(&n, &cf);
     struct yggr_msg a = {.type = YGGR_MSG_SNAPSHOT_RESPONSE, .from = 2, .to = 1, .term = 1};
-    a.as.snapshot_response.last = (struct yggr_log_id){4, 1};
+    a.as.snapshot_response.last = (struct yggr_log_id){X(4), 1};
     a.as.snapshot_response.next_offset = 3;
     h_recv(&n, &a);
     a.as.snapshot_response.next_offset = 0;
@@ -373,7 +376,7 @@ Test(regress, ref_8_3_24_appends_are_pipelined_and_capped)
     h_hs_persisted(&n);
     struct yggr_msg g = h_vote_resp(2, 1, 1, true);
     h_recv(&n, &g);
-    struct yggr_msg ok = h_append_ok(2, 1, 1, 1, n.e->round);
+    struct yggr_msg ok = h_append_ok(2, 1, 1, X(1), n.e->round);
     h_recv(&n, &ok);
     h_propose(&n, 20);
     cr_assert(eq(u32, h_count(&n, YGGR_MSG_APPEND_REQUEST), 3), "8 + 8 + 4 to peer 2 only");
@@ -407,13 +410,13 @@ Test(regress, ref_8_3_29_a_divergent_follower_backtracks_a_term_per_round_trip)
     struct h_node n;
     h_make_follower(&n, 2);
     static const uint64_t terms[8] = {1, 2, 2, 2, 2, 2, 2, 2};
-    struct yggr_msg ae = h_append(2, 1, 2, 0, 0, h_entries_terms(1, terms, 8), 8, 0);
+    struct yggr_msg ae = h_append(2, 1, 2, X(0), 0, h_entries_terms(X(1), terms, 8), 8, 0);
     h_recv(&n, &ae);
     h_persist_all(&n);
-    struct yggr_msg probe = h_append(3, 1, 3, 8, 3, NULL, 0, 0);
+    struct yggr_msg probe = h_append(3, 1, 3, X(8), 3, NULL, 0, 0);
     h_recv(&n, &probe);
     const struct yggr_msg *r = h_find(&n, YGGR_MSG_APPEND_RESPONSE, 3);
-    cr_assert(eq(u64, r->as.append_response.hint, 2), "reference: 8, one index per trip");
+    cr_assert(eq(u64, r->as.append_response.hint, X(2)), "reference: X(8), one index per trip");
     cr_assert(eq(u64, r->as.append_response.conflict_term, 2));
     h_fini(&n);
 }
@@ -533,6 +536,11 @@ Test(regress, sim_f4_recover_with_log_below_snapshot)
     cr_assert(eq(u64, n.act.last_index, 33), "the log restarts above the snapshot");
     cr_assert(eq(u64, n.act.commit_index, 33));
     cr_assert(eq(u64, yggr_engine_term_at(n.e, 33), 2));
+    cr_assert(h_has(&n, YGGR_ACT_APPEND), "storage is told to drop the stale log");
+    cr_assert(eq(u64, n.act.append.truncate_from, 1));
+    cr_assert(eq(u32, n.act.append.count, 0));
+    cr_assert(h_has(&n, YGGR_ACT_COMPACT));
+    cr_assert(eq(u64, n.act.compact_below, 34));
     struct yggr_msg ae = h_append(3, 1, 2, 33, 2, h_entries(34, 2, 2), 2, 35);
     h_recv(&n, &ae);
     cr_assert(h_has(&n, YGGR_ACT_APPEND));
@@ -570,5 +578,438 @@ Test(regress, sim_f4_recover_tail_is_clipped_to_the_kept_log)
     cr_assert(eq(u64, n.act.last_index, 40));
     cr_assert_not_null(log_get(&n.e->log, 27));
     cr_assert_null(log_get(&n.e->log, 26));
+    h_fini(&n);
+}
+
+/* F1: a joiner (empty base_config) rebuilt its configuration as "empty + the CONFIG
+ * entries it received", without the founders (their configuration lived only in their
+ * RECOVER base_config), believed it was the only voter and elected itself. The bootstrap
+ * configuration is now log entries 1..k (term 0), so a joiner learns it from the log. */
+Test(regress, sim_f1_joiner_learns_founders_from_bootstrap_entries, .timeout = 30)
+{
+    struct h_cluster_options o = {.nodes = 3, .joiners = 1, .seed = 11};
+    struct h_cluster *c = h_cluster_new(&o);
+    struct yggr_engine *j = h_cluster_engine(c, 4);
+    struct yggr_membership m;
+    yggr_engine_config_latest(j, &m);
+    cr_assert(eq(u32, m.voter_count + m.learner_count, 0), "a joiner starts empty");
+    uint64_t added = 0;
+    for (int i = 0; i < 20000 && added == 0; i++) {
+        h_cluster_step(c);
+        uint64_t l = h_cluster_leader(c);
+        cr_assert(l != 4, "the joiner never leads before it is a member");
+        if (l != 0 && i % 50 == 0) {
+            struct yggr_event ev = {.type = YGGR_EVENT_CHANGE};
+            ev.as.change.type = YGGR_CHANGE_ADD_VOTER;
+            ev.as.change.node = 4;
+            h_cluster_event(c, l, &ev);
+            struct yggr_engine *le = h_cluster_engine(c, l);
+            struct yggr_membership lm;
+            yggr_engine_config_latest(le, &lm);
+            added = yggr_membership_is_voter(&lm, 4) ? le->log.last : 0;
+        }
+    }
+    cr_assert(added > 0, "the change was accepted");
+    h_cluster_settle(c);
+    for (int i = 0; i < 5000 && j->commit < added; i++) {
+        h_cluster_step(c);
+    }
+    cr_assert(j->commit >= added, "the joiner caught up (commit %llu < %llu)",
+              (unsigned long long)j->commit, (unsigned long long)added);
+    for (uint64_t i = 1; i <= 3; i++) {
+        cr_assert(eq(u64, yggr_engine_term_at(j, i), 0), "bootstrap entry %llu",
+                  (unsigned long long)i);
+        cr_assert(eq(u64, log_get(&j->log, i) != NULL ? log_get(&j->log, i)->node : i, i));
+    }
+    yggr_engine_config_latest(j, &m);
+    cr_assert(eq(u32, m.voter_count, 4), "all 4 voters, the founders from the log");
+    for (uint64_t id = 1; id <= 4; id++) {
+        cr_assert(yggr_membership_is_voter(&m, id));
+    }
+    yggr_engine_config_committed(j, &m);
+    cr_assert(eq(u32, m.voter_count, 4));
+    /* Cut off, the joiner campaigns but never wins alone (it needs 3 of 4 votes). */
+    for (int i = 0; i < 300; i++) {
+        h_cluster_tick(c, 4);
+        cr_assert(j->role != YGGR_ROLE_LEADER);
+    }
+    h_cluster_free(c);
+}
+
+/* F1, random schedules: two joiners, learners promoted and founders removed, with loss,
+ * reordering, delayed persistence and crashes; the cluster checks election safety and
+ * state machine safety after every step. */
+Test(regress, sim_f1_joiners_keep_safety_under_random_membership_changes, .timeout = 120)
+{
+    static const enum yggr_change_type kinds[4] = {
+        YGGR_CHANGE_ADD_LEARNER, YGGR_CHANGE_PROMOTE_LEARNER, YGGR_CHANGE_REMOVE_VOTER,
+        YGGR_CHANGE_ADD_VOTER};
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        struct h_cluster_options o = {.nodes = 3, .joiners = 2, .seed = seed,
+                                      .drop_percent = 5, .random_order = true,
+                                      .delay_persist = true};
+        struct h_cluster *c = h_cluster_new(&o);
+        uint64_t x = seed * 0x9E3779B97F4A7C15ull;
+        for (int i = 0; i < 6000; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            h_cluster_step(c);
+            uint64_t l = h_cluster_leader(c);
+            if (l != 0 && x % 97 == 0) {
+                struct yggr_event ev = {.type = YGGR_EVENT_CHANGE};
+                ev.as.change.type = kinds[(x >> 8) % 4];
+                ev.as.change.node = 1 + (x >> 16) % 5;
+                h_cluster_event(c, l, &ev);
+            }
+            if (x % 13 == 0) {
+                h_cluster_propose(c, 1);
+            }
+            if (x % 1499 == 0) {
+                h_cluster_crash(c, 1 + (x >> 24) % 5);
+            }
+        }
+        h_cluster_free(c);
+    }
+}
+
+static void boot_event(struct yggr_event *ev, const uint64_t *voters, uint32_t nv,
+                       const uint64_t *learners, uint32_t nl)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->type = YGGR_EVENT_RECOVER;
+    for (uint32_t i = 0; i < nv; i++) {
+        yggr_membership_apply(&ev->as.recover.base_config, YGGR_CHANGE_ADD_VOTER, voters[i]);
+    }
+    for (uint32_t i = 0; i < nl; i++) {
+        yggr_membership_apply(&ev->as.recover.base_config, YGGR_CHANGE_ADD_LEARNER,
+                              learners[i]);
+    }
+    ev->as.recover.first_index = 1;
+}
+
+static void new_node(struct h_node *n, uint64_t id)
+{
+    memset(n, 0, sizeof(*n));
+    n->id = id;
+    struct yggr_engine_config c = h_config(id);
+    cr_assert(eq(int, yggr_engine_create(&c, &n->e), 0));
+}
+
+/* F1: the bootstrap entries are appended once (voters, then learners, ascending, term 0),
+ * committed and applied at recovery, and a restart finds them on disk: nothing is
+ * appended again and base_config (even a different one) is ignored. */
+Test(regress, sim_f1_bootstrap_entries_are_appended_once_and_committed_at_recovery)
+{
+    static const uint64_t voters[3] = {3, 1, 2};
+    static const uint64_t learners[1] = {7};
+    struct h_node n;
+    new_node(&n, 1);
+    struct yggr_event ev;
+    boot_event(&ev, voters, 3, learners, 1);
+    h_step(&n, &ev);
+    cr_assert(h_has(&n, YGGR_ACT_APPEND));
+    cr_assert(eq(u64, n.act.append.truncate_from, 0));
+    cr_assert(eq(u32, n.act.append.count, 4));
+    static const uint8_t changes[4] = {YGGR_CHANGE_ADD_VOTER, YGGR_CHANGE_ADD_VOTER,
+                                       YGGR_CHANGE_ADD_VOTER, YGGR_CHANGE_ADD_LEARNER};
+    static const uint64_t nodes[4] = {1, 2, 3, 7};
+    struct yggr_entry disk[4];
+    for (uint32_t i = 0; i < 4; i++) {
+        const struct yggr_entry *en = &n.act.append.entries[i];
+        cr_assert(eq(u64, en->index, i + 1));
+        cr_assert(eq(u64, en->term, 0));
+        cr_assert(eq(int, en->type, YGGR_ENTRY_CONFIG));
+        cr_assert(eq(int, en->change, changes[i]));
+        cr_assert(eq(u64, en->node, nodes[i]));
+        cr_assert(eq(u32, en->len, 0), "no addresses");
+        disk[i] = *en;
+    }
+    cr_assert(eq(u64, n.act.commit_index, 4), "committed by definition");
+    cr_assert(h_has(&n, YGGR_ACT_APPLY));
+    cr_assert(eq(u64, n.act.apply.first_index, 1));
+    cr_assert(eq(u32, n.act.apply.count, 4), "the host sees every index");
+    cr_assert(not(h_has(&n, YGGR_ACT_HARD_STATE)));
+    cr_assert(not(h_has(&n, YGGR_ACT_SEND)));
+    struct yggr_membership m;
+    yggr_engine_config_committed(n.e, &m);
+    cr_assert(yggr_membership_equal(&m, &ev.as.recover.base_config));
+    h_fini(&n);
+
+    /* Restart with the entries durable, and another base_config: the log wins. */
+    new_node(&n, 1);
+    static const uint64_t other[4] = {1, 2, 3, 4};
+    boot_event(&ev, other, 4, NULL, 0);
+    static const struct yggr_term_run runs[1] = {{0, 1}};
+    ev.as.recover.last_index = 4;
+    ev.as.recover.terms = runs;
+    ev.as.recover.term_count = 1;
+    ev.as.recover.configs = disk;
+    ev.as.recover.config_count = 4;
+    h_step(&n, &ev);
+    cr_assert(not(h_has(&n, YGGR_ACT_APPEND)), "appended once");
+    cr_assert(eq(u64, n.act.last_index, 4));
+    cr_assert(eq(u64, n.act.commit_index, 4));
+    cr_assert(eq(u64, n.act.apply.first_index, 1));
+    cr_assert(eq(u32, n.act.apply.count, 4));
+    cr_assert(n.act.apply.from_storage, "not cached after a restart without a tail");
+    struct yggr_membership again;
+    yggr_engine_config_committed(n.e, &again);
+    cr_assert(yggr_membership_equal(&again, &m), "replayed from empty: the same config");
+    h_fini(&n);
+}
+
+/* F1: a founder that crashed before its bootstrap append was durable restarts with an
+ * empty log and appends the very same entries; one whose write was torn after the first
+ * entry appends the rest. */
+Test(regress, sim_f1_founder_crashing_before_bootstrap_is_durable_reappends_identical_entries)
+{
+    static const uint64_t voters[3] = {1, 2, 3};
+    struct yggr_entry first[3];
+    struct h_node n;
+    struct yggr_event ev;
+    for (int boot = 0; boot < 2; boot++) {
+        new_node(&n, 2);
+        boot_event(&ev, voters, 3, NULL, 0);
+        h_step(&n, &ev);
+        cr_assert(eq(u32, n.act.append.count, 3));
+        for (uint32_t i = 0; i < 3; i++) {
+            const struct yggr_entry *en = &n.act.append.entries[i];
+            if (boot == 0) {
+                first[i] = *en;
+            }
+            cr_assert(eq(u64, en->index, first[i].index));
+            cr_assert(eq(u64, en->term, first[i].term));
+            cr_assert(eq(u64, en->node, first[i].node));
+            cr_assert(eq(int, en->change, first[i].change));
+        }
+        h_fini(&n);
+    }
+    new_node(&n, 2);
+    boot_event(&ev, voters, 3, NULL, 0);
+    static const struct yggr_term_run runs[1] = {{0, 1}};
+    ev.as.recover.last_index = 1;
+    ev.as.recover.terms = runs;
+    ev.as.recover.term_count = 1;
+    ev.as.recover.configs = first;
+    ev.as.recover.config_count = 1;
+    h_step(&n, &ev);
+    cr_assert(eq(u64, n.act.append.truncate_from, 0));
+    cr_assert(eq(u32, n.act.append.count, 2), "the torn write's missing entries");
+    cr_assert(eq(u64, n.act.append.entries[0].index, 2));
+    cr_assert(eq(u64, n.act.append.entries[0].node, 2));
+    cr_assert(eq(u64, n.act.commit_index, 3));
+    struct yggr_membership m;
+    yggr_engine_config_latest(n.e, &m);
+    cr_assert(yggr_membership_equal(&m, &ev.as.recover.base_config));
+    h_fini(&n);
+}
+
+/* F1: a new leader's first AppendEntries names prev = (k, 0), the last bootstrap entry;
+ * followers accept it and the leader commits its no-op by the usual rule. */
+Test(regress, sim_f1_a_new_leader_replicates_after_the_bootstrap_prefix)
+{
+    struct h_node l;
+    h_init3(&l, 1);
+    h_ticks(&l, 10);
+    h_hs_persisted(&l);
+    struct yggr_msg g = h_vote_resp(2, 1, 1, true);
+    h_recv(&l, &g);
+    cr_assert(eq(int, l.act.role, YGGR_ROLE_LEADER));
+    const struct yggr_msg *ae = h_find(&l, YGGR_MSG_APPEND_REQUEST, 2);
+    cr_assert(eq(u64, ae->as.append.prev.index, H_BOOT));
+    cr_assert(eq(u64, ae->as.append.prev.term, 0));
+    struct yggr_msg copy = *ae;
+    struct yggr_entry noop = ae->as.append.entries[0];
+    copy.as.append.entries = &noop;
+    struct h_node f;
+    h_init3(&f, 2);
+    h_recv(&f, &copy);
+    h_hs_persisted(&f);
+    h_persist_all(&f);
+    const struct yggr_msg *ok = h_find(&f, YGGR_MSG_APPEND_RESPONSE, 1);
+    cr_assert(ok->as.append_response.success);
+    cr_assert(eq(u64, ok->as.append_response.last_appended, X(1)));
+    struct yggr_msg okc = *ok;
+    h_persist_all(&l);
+    cr_assert(eq(u64, l.act.commit_index, H_BOOT), "the no-op needs a majority");
+    h_recv(&l, &okc);
+    cr_assert(eq(u64, l.act.commit_index, X(1)));
+    h_fini(&f);
+    h_fini(&l);
+}
+
+/* F4, the other way a crash leaves a log that disagrees with the durable snapshot: the
+ * follower applied (33, 2) before it was durable, snapshotted it, and crashed; its durable
+ * log still holds the replaced (33, 1). The install rule drops that log instead of
+ * asserting on it. */
+Test(regress, sim_f4_recover_with_another_term_at_the_snapshot_index)
+{
+    struct yggr_engine_config c = h_config(1);
+    struct h_node n;
+    memset(&n, 0, sizeof(n));
+    n.id = 1;
+    cr_assert(eq(int, yggr_engine_create(&c, &n.e), 0));
+    static const struct yggr_term_run runs[1] = {{1, 1}};
+    static struct yggr_entry cfg[1] = {{.index = 36, .term = 1, .type = YGGR_ENTRY_CONFIG,
+                                        .change = YGGR_CHANGE_REMOVE_VOTER, .node = 3}};
+    struct yggr_event ev = {.type = YGGR_EVENT_RECOVER};
+    struct yggr_recovered *r = &ev.as.recover;
+    r->term = 2;
+    r->has_snapshot = true;
+    r->snapshot.last = (struct yggr_log_id){33, 2};
+    for (uint64_t id = 1; id <= 3; id++) {
+        yggr_membership_apply(&r->snapshot.config, YGGR_CHANGE_ADD_VOTER, id);
+    }
+    r->first_index = 20;
+    r->last_index = 40;
+    r->terms = runs;
+    r->term_count = 1;
+    r->configs = cfg; /* in the dropped log: must not count */
+    r->config_count = 1;
+    r->tail = h_entries(31, 1, 10);
+    r->tail_count = 10;
+    h_step(&n, &ev);
+    cr_assert(eq(u64, n.act.last_index, 33));
+    cr_assert(eq(u64, n.act.append.truncate_from, 20));
+    cr_assert(eq(u64, n.act.compact_below, 34));
+    struct yggr_membership m;
+    yggr_engine_config_latest(n.e, &m);
+    cr_assert(eq(u32, m.voter_count, 3), "the dropped log's CONFIG entry is not replayed");
+    h_fini(&n);
+}
+
+/* F3: the done chunk of a received snapshot tells storage to reset its log (FIFO), but the
+ * engine applies the install only at SNAPSHOT_PERSISTED; a delayed AppendEntries in
+ * between appended onto the log storage was discarding (a gap on disk). Nothing is
+ * appended while the install is pending. */
+Test(regress, sim_f3_no_append_while_snapshot_install_pending)
+{
+    struct h_node n;
+    h_make_follower(&n, 2);
+    struct yggr_msg ae = h_append(2, 1, 2, X(0), 0, h_entries(X(1), 2, 2), 2, 0);
+    h_recv(&n, &ae);
+    h_persist_all(&n);
+    static const uint8_t bytes[5] = "snap";
+    struct yggr_membership cfg = {0};
+    for (uint64_t id = 1; id <= 3; id++) {
+        yggr_membership_apply(&cfg, YGGR_CHANGE_ADD_VOTER, id);
+    }
+    struct yggr_msg is = {.type = YGGR_MSG_SNAPSHOT_REQUEST, .from = 2, .to = 1, .term = 2};
+    is.as.snapshot.leader_id = 2;
+    is.as.snapshot.last = (struct yggr_log_id){X(5), 2};
+    is.as.snapshot.len = 4;
+    is.as.snapshot.data = bytes;
+    is.as.snapshot.done = true;
+    is.as.snapshot.config = &cfg;
+    is.as.snapshot.leader_commit = X(5);
+    h_recv(&n, &is);
+    cr_assert(h_has(&n, YGGR_ACT_SNAPSHOT_CHUNK));
+    cr_assert(n.act.snapshot_chunk.done);
+    /* A delayed AppendEntries matching our old log and extending it. */
+    struct yggr_msg late = h_append(2, 1, 2, X(2), 2, h_entries(X(3), 2, 2), 2, X(3));
+    h_recv(&n, &late);
+    cr_assert(not(h_has(&n, YGGR_ACT_APPEND)), "storage is replacing the log");
+    cr_assert(eq(u64, n.act.last_index, X(2)));
+    struct yggr_event p = {.type = YGGR_EVENT_SNAPSHOT_PERSISTED};
+    p.as.snapshot_persisted = (struct yggr_log_id){X(5), 2};
+    h_step(&n, &p);
+    cr_assert(eq(u64, n.act.last_index, X(5)));
+    cr_assert(eq(u64, n.act.commit_index, X(5)));
+    struct yggr_msg next = h_append(2, 1, 2, X(5), 2, h_entries(X(6), 2, 1), 1, X(6));
+    h_recv(&n, &next);
+    cr_assert(h_has(&n, YGGR_ACT_APPEND));
+    cr_assert(eq(u64, n.act.append.entries[0].index, X(6)), "contiguous with the snapshot");
+    cr_assert(eq(u64, n.act.append.truncate_from, 0));
+    h_fini(&n);
+}
+
+/* Found running the simulator on the F1 fix: a host may snapshot right after bootstrap,
+ * at (k, 0). The engine ignored that SNAPSHOT_TAKEN although the snapshot was durable, and
+ * RECOVER asserted on a snapshot of term 0. A term-0 snapshot is a snapshot like any. */
+Test(regress, sim_f1_a_snapshot_of_the_bootstrap_entries_alone_is_a_snapshot)
+{
+    struct h_node n;
+    h_init3(&n, 1);
+    struct yggr_event t = {.type = YGGR_EVENT_SNAPSHOT_TAKEN};
+    t.as.snapshot_taken.last = (struct yggr_log_id){H_BOOT, 0};
+    t.as.snapshot_taken.size = 5;
+    h_step(&n, &t);
+    cr_assert(h_has(&n, YGGR_ACT_COMPACT));
+    cr_assert(eq(u64, n.act.compact_below, H_BOOT + 1));
+    cr_assert(eq(u32, n.e->snap.config.voter_count, 3));
+    struct yggr_snapshot_meta meta = n.e->snap;
+    h_fini(&n);
+
+    struct h_node r;
+    memset(&r, 0, sizeof(r));
+    r.id = 1;
+    struct yggr_engine_config c = h_config(1);
+    cr_assert(eq(int, yggr_engine_create(&c, &r.e), 0));
+    struct yggr_event ev = {.type = YGGR_EVENT_RECOVER};
+    ev.as.recover.has_snapshot = true;
+    ev.as.recover.snapshot = meta;
+    ev.as.recover.first_index = H_BOOT + 1;
+    ev.as.recover.last_index = H_BOOT;
+    h_step(&r, &ev);
+    cr_assert(not(h_has(&r, YGGR_ACT_APPEND)), "the snapshot holds the configuration");
+    cr_assert(eq(u64, r.act.commit_index, H_BOOT));
+    h_ticks(&r, 10);
+    h_hs_persisted(&r);
+    const struct yggr_msg *v = h_find(&r, YGGR_MSG_VOTE_REQUEST, 2);
+    cr_assert_not_null(v);
+    cr_assert(eq(u64, v->as.vote_request.last.index, H_BOOT));
+    cr_assert(eq(u64, v->as.vote_request.last.term, 0));
+    h_fini(&r);
+
+    /* A joiner accepts that snapshot from a leader. */
+    struct h_node j;
+    h_init(&j, 4, NULL, 0, NULL);
+    static const uint8_t bytes[5] = "snap";
+    struct yggr_msg is = {.type = YGGR_MSG_SNAPSHOT_REQUEST, .from = 1, .to = 4, .term = 2};
+    is.as.snapshot.leader_id = 1;
+    is.as.snapshot.last = (struct yggr_log_id){H_BOOT, 0};
+    is.as.snapshot.len = 4;
+    is.as.snapshot.data = bytes;
+    is.as.snapshot.done = true;
+    is.as.snapshot.config = &meta.config;
+    h_recv(&j, &is);
+    cr_assert(h_has(&j, YGGR_ACT_SNAPSHOT_CHUNK));
+    h_hs_persisted(&j);
+    struct yggr_event p = {.type = YGGR_EVENT_SNAPSHOT_PERSISTED};
+    p.as.snapshot_persisted = (struct yggr_log_id){H_BOOT, 0};
+    h_step(&j, &p);
+    struct yggr_membership m;
+    yggr_engine_config_latest(j.e, &m);
+    cr_assert(eq(u32, m.voter_count, 3));
+    cr_assert(eq(u64, j.act.commit_index, H_BOOT));
+    h_fini(&j);
+}
+
+/* The same with an EMPTY durable log: a founder snapshotted its bootstrap entries and
+ * crashed before their append was durable. The engine ignores base_config (the snapshot
+ * holds the configuration) and tells storage that the log continues above the snapshot. */
+Test(regress, sim_f4_recover_with_an_empty_log_below_the_snapshot)
+{
+    struct h_node n;
+    memset(&n, 0, sizeof(n));
+    n.id = 1;
+    struct yggr_engine_config c = h_config(1);
+    cr_assert(eq(int, yggr_engine_create(&c, &n.e), 0));
+    struct yggr_event ev = {.type = YGGR_EVENT_RECOVER};
+    struct yggr_recovered *r = &ev.as.recover;
+    r->has_snapshot = true;
+    r->snapshot.last = (struct yggr_log_id){3, 0};
+    for (uint64_t id = 1; id <= 3; id++) {
+        yggr_membership_apply(&r->snapshot.config, YGGR_CHANGE_ADD_VOTER, id);
+        yggr_membership_apply(&r->base_config, YGGR_CHANGE_ADD_VOTER, id);
+    }
+    r->first_index = 1;
+    r->last_index = 0;
+    h_step(&n, &ev);
+    cr_assert(eq(u64, n.act.last_index, 3));
+    cr_assert(not(h_has(&n, YGGR_ACT_APPEND)));
+    cr_assert(h_has(&n, YGGR_ACT_COMPACT));
+    cr_assert(eq(u64, n.act.compact_below, 4));
     h_fini(&n);
 }

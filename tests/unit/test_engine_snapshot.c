@@ -24,7 +24,10 @@ static struct yggr_engine_config snap_config(void)
     return c;
 }
 
-/* Leader 1 of {1,2,3} with entries 1..6 committed and applied. */
+/* Log index of the i-th entry after the fixture's bootstrap entries (term 0, 1..H_BOOT). */
+#define X(i) (H_BOOT + (i))
+
+/* Leader 1 of {1,2,3} with entries 1..X(6) committed and applied (the no-op at X(1)). */
 static void leader_with_log(struct h_node *n, const struct yggr_engine_config *c)
 {
     static const uint64_t ids[3] = {1, 2, 3};
@@ -35,9 +38,9 @@ static void leader_with_log(struct h_node *n, const struct yggr_engine_config *c
     h_recv(n, &g);
     h_propose(n, 5);
     h_persist_all(n);
-    struct yggr_msg ok = h_append_ok(3, 1, 1, 6, n->e->round);
+    struct yggr_msg ok = h_append_ok(3, 1, 1, X(6), n->e->round);
     h_recv(n, &ok);
-    cr_assert(eq(u64, n->act.commit_index, 6));
+    cr_assert(eq(u64, n->act.commit_index, X(6)));
 }
 
 /* ---------------------------------------------------------------- local snapshots */
@@ -47,12 +50,12 @@ Test(snapshot, taking_a_snapshot_compacts_and_keeps_the_floor_term)
     struct yggr_engine_config c = snap_config();
     struct h_node n;
     leader_with_log(&n, &c);
-    taken(&n, 6, 1, 7);
+    taken(&n, X(6), 1, 7);
     cr_assert(h_has(&n, YGGR_ACT_COMPACT));
-    cr_assert(eq(u64, n.act.compact_below, 7));
-    cr_assert(eq(u64, n.e->log.first, 7));
-    cr_assert(eq(u64, yggr_engine_term_at(n.e, 6), 1));
-    cr_assert(eq(u64, yggr_engine_term_at(n.e, 5), 0), "compacted");
+    cr_assert(eq(u64, n.act.compact_below, X(7)));
+    cr_assert(eq(u64, n.e->log.first, X(7)));
+    cr_assert(eq(u64, yggr_engine_term_at(n.e, X(6)), 1));
+    cr_assert(eq(u64, yggr_engine_term_at(n.e, X(5)), 0), "compacted");
     cr_assert(eq(u64, h_metrics(&n).log_len, 0));
     cr_assert(eq(u64, h_metrics(&n).snapshots_taken, 1));
     h_fini(&n);
@@ -64,9 +67,9 @@ Test(snapshot, trailing_entries_stay_below_the_snapshot)
     c.snapshot_trailing_entries = 2;
     struct h_node n;
     leader_with_log(&n, &c);
-    taken(&n, 6, 1, 7);
-    cr_assert(eq(u64, n.act.compact_below, 5));
-    cr_assert(eq(u64, yggr_engine_term_at(n.e, 5), 1));
+    taken(&n, X(6), 1, 7);
+    cr_assert(eq(u64, n.act.compact_below, X(5)));
+    cr_assert(eq(u64, yggr_engine_term_at(n.e, X(5)), 1));
     h_fini(&n);
 }
 
@@ -76,13 +79,13 @@ Test(snapshot, stale_unapplied_and_unknown_snapshots_are_ignored)
     struct h_node n;
     leader_with_log(&n, &c);
     h_propose(&n, 1);
-    taken(&n, 7, 1, 7);
+    taken(&n, X(7), 1, 7);
     cr_assert(not(h_has(&n, YGGR_ACT_COMPACT)), "past commit");
-    taken(&n, 4, 9, 7);
+    taken(&n, X(4), 9, 7);
     cr_assert(not(h_has(&n, YGGR_ACT_COMPACT)), "wrong term");
-    taken(&n, 4, 1, 7);
+    taken(&n, X(4), 1, 7);
     cr_assert(h_has(&n, YGGR_ACT_COMPACT));
-    taken(&n, 3, 1, 7);
+    taken(&n, X(3), 1, 7);
     cr_assert(not(h_has(&n, YGGR_ACT_COMPACT)), "at or below the floor");
     h_fini(&n);
 }
@@ -92,7 +95,7 @@ Test(snapshot, the_snapshot_config_is_the_full_config_at_its_index)
     struct yggr_engine_config c = snap_config();
     struct h_node n;
     leader_with_log(&n, &c);
-    taken(&n, 6, 1, 7);
+    taken(&n, X(6), 1, 7);
     cr_assert(eq(u32, n.e->snap.config.voter_count, 3), "self included (8.1 #1)");
     cr_assert(yggr_membership_is_voter(&n.e->snap.config, 1));
     h_fini(&n);
@@ -110,9 +113,9 @@ Test(snapshot, a_hint_fires_per_threshold_band_and_refires_when_ignored)
     h_ticks(&n, 10);
     h_hs_persisted(&n);
     h_persist_all(&n);
-    h_propose(&n, 2);
+    h_propose(&n, 1);
     h_persist_all(&n);
-    cr_assert(not(h_has(&n, YGGR_ACT_SNAPSHOT_HINT)), "3 applied < 4");
+    cr_assert(not(h_has(&n, YGGR_ACT_SNAPSHOT_HINT)), "bootstrap + no-op + 1 = 3 < 4");
     h_propose(&n, 1);
     h_persist_all(&n);
     cr_assert(h_has(&n, YGGR_ACT_SNAPSHOT_HINT));
@@ -160,8 +163,8 @@ Test(snapshot, a_peer_needing_compacted_entries_gets_streamed_chunks)
     struct yggr_engine_config c = snap_config();
     struct h_node n;
     leader_with_log(&n, &c);
-    taken(&n, 6, 1, 7);
-    struct yggr_msg cf = h_append_conflict(2, 1, 1, 2, 0);
+    taken(&n, X(6), 1, 7);
+    struct yggr_msg cf = h_append_conflict(2, 1, 1, X(2), 0);
     h_recv(&n, &cf);
     cr_assert(eq(int, h_progress(&n, 2).state, YGGR_PROGRESS_SNAPSHOT));
     cr_assert(eq(u32, h_count(&n, YGGR_MSG_SNAPSHOT_REQUEST), 3), "streamed back to back");
@@ -173,16 +176,16 @@ Test(snapshot, a_peer_needing_compacted_entries_gets_streamed_chunks)
         cr_assert(eq(u32, m->as.snapshot.len, lens[i]));
         cr_assert(eq(int, m->as.snapshot.done, i == 2));
         cr_assert_null(m->as.snapshot.data);
-        cr_assert(eq(u64, m->as.snapshot.last.index, 6));
+        cr_assert(eq(u64, m->as.snapshot.last.index, X(6)));
         cr_assert(eq(u32, m->as.snapshot.config->voter_count, 3));
     }
     struct yggr_msg done = {.type = YGGR_MSG_SNAPSHOT_RESPONSE, .from = 2, .to = 1, .term = 1};
-    done.as.snapshot_response.last = (struct yggr_log_id){6, 1};
+    done.as.snapshot_response.last = (struct yggr_log_id){X(6), 1};
     done.as.snapshot_response.next_offset = 7;
     done.as.snapshot_response.done = true;
     h_recv(&n, &done);
-    cr_assert(eq(u64, h_progress(&n, 2).match_index, 6));
-    cr_assert(eq(u64, h_progress(&n, 2).next_index, 7));
+    cr_assert(eq(u64, h_progress(&n, 2).match_index, X(6)));
+    cr_assert(eq(u64, h_progress(&n, 2).next_index, X(7)));
     cr_assert(eq(int, h_progress(&n, 2).state, YGGR_PROGRESS_REPLICATE));
     h_fini(&n);
 }
@@ -193,11 +196,11 @@ Test(snapshot, a_follower_asking_for_offset_zero_restarts_the_transfer)
     c.snapshot_chunks_inflight = 1;
     struct h_node n;
     leader_with_log(&n, &c);
-    taken(&n, 6, 1, 7);
-    struct yggr_msg cf = h_append_conflict(2, 1, 1, 2, 0);
+    taken(&n, X(6), 1, 7);
+    struct yggr_msg cf = h_append_conflict(2, 1, 1, X(2), 0);
     h_recv(&n, &cf);
     struct yggr_msg ack = {.type = YGGR_MSG_SNAPSHOT_RESPONSE, .from = 2, .to = 1, .term = 1};
-    ack.as.snapshot_response.last = (struct yggr_log_id){6, 1};
+    ack.as.snapshot_response.last = (struct yggr_log_id){X(6), 1};
     ack.as.snapshot_response.next_offset = 3;
     h_recv(&n, &ack);
     cr_assert(eq(u64, h_find(&n, YGGR_MSG_SNAPSHOT_REQUEST, 2)->as.snapshot.offset, 3));
@@ -213,7 +216,7 @@ Test(snapshot, a_higher_term_snapshot_response_demotes_the_leader)
     struct h_node n;
     leader_with_log(&n, &c);
     struct yggr_msg r = {.type = YGGR_MSG_SNAPSHOT_RESPONSE, .from = 2, .to = 1, .term = 4};
-    r.as.snapshot_response.last = (struct yggr_log_id){6, 1};
+    r.as.snapshot_response.last = (struct yggr_log_id){X(6), 1};
     h_recv(&n, &r);
     cr_assert(eq(int, n.act.role, YGGR_ROLE_FOLLOWER));
     h_fini(&n);
@@ -225,13 +228,13 @@ Test(snapshot, the_transfer_restarts_with_a_newer_snapshot)
     c.snapshot_chunks_inflight = 1;
     struct h_node n;
     leader_with_log(&n, &c);
-    taken(&n, 4, 1, 7);
-    struct yggr_msg cf = h_append_conflict(2, 1, 1, 2, 0);
+    taken(&n, X(4), 1, 7);
+    struct yggr_msg cf = h_append_conflict(2, 1, 1, X(2), 0);
     h_recv(&n, &cf);
-    taken(&n, 6, 1, 9);
+    taken(&n, X(6), 1, 9);
     const struct yggr_msg *m = h_find(&n, YGGR_MSG_SNAPSHOT_REQUEST, 2);
     cr_assert_not_null(m);
-    cr_assert(eq(u64, m->as.snapshot.last.index, 6));
+    cr_assert(eq(u64, m->as.snapshot.last.index, X(6)));
     cr_assert(eq(u64, m->as.snapshot.offset, 0));
     h_fini(&n);
 }
@@ -297,7 +300,7 @@ Test(snapshot, a_matching_tail_survives_the_install)
 {
     struct h_node n;
     h_make_follower(&n, 1);
-    struct yggr_msg ae = h_append(2, 1, 1, 0, 0, h_entries(1, 1, 12), 12, 0);
+    struct yggr_msg ae = h_append(2, 1, 1, X(0), 0, h_entries(X(1), 1, 12 - X(0)), 12 - X(0), 0);
     h_recv(&n, &ae);
     h_persist_all(&n);
     struct yggr_msg c0 = chunk(1, 10, 0, 4, true);

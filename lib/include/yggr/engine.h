@@ -211,22 +211,50 @@ struct yggr_term_run {
     uint64_t first_index;
 };
 
-/* Everything durable that the engine needs after a restart. Borrowed for the step. */
+/* Everything durable that the engine needs after a restart. Borrowed for the step.
+ *
+ * Bootstrap (etcd-style): the founders' configuration is the FIRST LOG ENTRIES. When there
+ * is no snapshot and the log is empty, a non-empty `base_config` makes the engine append
+ * k = voter_count + learner_count CONFIG entries at indexes 1..k with TERM 0 (ADD_VOTER for
+ * each voter in ascending id order, then ADD_LEARNER for each learner, no addresses). They
+ * come out in this step's YGGR_ACT_APPEND (persist them like any entries) and, being
+ * committed by definition, in its YGGR_ACT_APPLY. Every founder must be given the SAME
+ * base_config: term-0 entries are identical on every founder by construction, which is
+ * what lets any node treat them as committed. A node whose log already holds them (or any
+ * entry of a real term) ignores base_config: the configuration is always replayed from
+ * the log's CONFIG entries starting EMPTY (or from the snapshot's configuration). A log
+ * holding only a prefix of the bootstrap entries (a torn write) is completed.
+ * A JOINER passes an empty base_config: it keeps an empty configuration, never campaigns,
+ * follows the first leader that contacts it and learns the configuration from the term-0
+ * entries it receives (or from a snapshot).
+ *
+ * Recovery commits max(snapshot index, last index of the log's term-0 prefix); every entry
+ * of a real term stays uncommitted until a leader says otherwise. Committed entries that
+ * are not in the cache are handed out in APPLY `from_storage`.
+ *
+ * With a snapshot (I, T) the stored log is used only if it starts at I + 1 or holds I with
+ * term T (the install rule of YGGR_ACT_SNAPSHOT_CHUNK). Any other log (for instance one that
+ * ends below I because log writes behind a durable snapshot were lost in a crash) is
+ * ignored, and this step tells storage to drop it: YGGR_ACT_APPEND with truncate_from =
+ * first_index and no entries, then YGGR_ACT_COMPACT below I + 1. */
 struct yggr_recovered {
     uint64_t term;
     uint64_t vote;                              /* 0 = none */
     bool has_snapshot;
     struct yggr_snapshot_meta snapshot;         /* valid when has_snapshot */
-    /* Configuration before any log entry: the bootstrap configuration (empty for a node
-     * that joins an existing cluster). Ignored when has_snapshot (the snapshot's wins). */
+    /* The bootstrap configuration of a brand-new founder (see above; empty for a joiner).
+     * Used only when there is no snapshot and the log is empty (or a torn bootstrap). */
     struct yggr_membership base_config;
     /* The log on disk is [first_index, last_index] (empty when last_index < first_index).
-     * first_index may be <= snapshot.last.index (trailing entries kept for catch-up). */
+     * first_index may be <= snapshot.last.index (trailing entries kept for catch-up);
+     * without a snapshot it is 1. */
     uint64_t first_index;
     uint64_t last_index;
-    const struct yggr_term_run *terms;          /* ascending, covers [first_index, last] */
+    const struct yggr_term_run *terms;          /* ascending, covers [first_index, last];
+                                                 * the bootstrap entries are a term-0 run */
     uint32_t term_count;
-    const struct yggr_entry *configs;           /* every CONFIG entry above the snapshot */
+    const struct yggr_entry *configs;           /* every CONFIG entry above the snapshot,
+                                                 * the bootstrap entries included */
     uint32_t config_count;
     const struct yggr_entry *tail;              /* optional: the newest entries, ending at */
     uint32_t tail_count;                        /* last_index, to warm the cache */
@@ -456,7 +484,9 @@ struct yggr_peer_progress {
 
 /* Allocate an engine (all memory is taken here). Returns 0 or a negative yggr_err. The
  * engine starts as a follower with an empty log and an empty configuration; feed
- * YGGR_EVENT_RECOVER first (with base_config set for a brand-new cluster). */
+ * YGGR_EVENT_RECOVER first (with base_config set for a brand-new founder: it becomes the
+ * bootstrap entries, see struct yggr_recovered; log_cache_entries and max_step_entries
+ * must hold them). */
 YGGR_API int yggr_engine_create(const struct yggr_engine_config *config,
                                 struct yggr_engine **out);
 
@@ -480,7 +510,8 @@ YGGR_API void yggr_engine_config_latest(const struct yggr_engine *engine,
 YGGR_API void yggr_engine_config_committed(const struct yggr_engine *engine,
                                            struct yggr_membership *out);
 
-/* Term of the entry at `index`, or 0 when unknown (compacted or past the end). */
+/* Term of the entry at `index`, or 0 when unknown (compacted or past the end). Bootstrap
+ * entries (see struct yggr_recovered) also have term 0. */
 YGGR_API uint64_t yggr_engine_term_at(const struct yggr_engine *engine, uint64_t index);
 
 /* Check the engine's internal invariants (term and commit monotonic, commit <= last index,
