@@ -143,7 +143,7 @@ bool check_log_entry(struct check *c, uint64_t node, const struct yggr_entry *e,
 
 const struct commit_rec *check_committed(const struct check *c, uint64_t index)
 {
-    if (index >= c->commits_cap || c->commits[index].term == 0) {
+    if (index >= c->commits_cap || !c->commits[index].committed) {
         return NULL;
     }
     return &c->commits[index];
@@ -153,13 +153,10 @@ bool check_commit(struct check *c, uint64_t node, uint64_t index, uint64_t term,
                   uint64_t digest, uint64_t term_bound)
 {
     YGGR_ASSERT(index >= 1);
-    if (term == 0) {
-        return check_fail(c, "commit: n%llu committed index %llu with term 0",
-                          (unsigned long long)node, (unsigned long long)index);
-    }
     c->commits = grow(c->commits, &c->commits_cap, index, sizeof(c->commits[0]));
     struct commit_rec *r = &c->commits[index];
-    if (r->term == 0) {
+    if (!r->committed) {
+        r->committed = true;
         r->term = term;
         r->digest = digest;
         r->term_bound = term_bound;

@@ -77,6 +77,13 @@ bool cluster_expect(struct cluster *c, const char *text);
             cr_assert(false, "transcript: no line matching \"%s\"", (text));                          \
         }                                                                                      \
     } while (0)
+/* CLUSTER_EXPECT with a printf format (log indexes depend on the bootstrap entries). */
+#define CLUSTER_EXPECTF(c, ...)                                                                \
+    do {                                                                                       \
+        char cluster_text_[160];                                                               \
+        snprintf(cluster_text_, sizeof(cluster_text_), __VA_ARGS__);                           \
+        CLUSTER_EXPECT((c), cluster_text_);                                                    \
+    } while (0)
 /* Count trace lines containing `text` after the last match (does not move the mark). */
 uint32_t cluster_count(struct cluster *c, const char *text);
 

@@ -709,10 +709,9 @@ static struct yggr_entry *config_entries(const struct sview *d, uint32_t *count)
 static bool restore_host(struct sim *sim, struct sim_node *n)
 {
     const struct sview *d = &n->store.durable;
-    struct yggr_membership empty;
-    memset(&empty, 0, sizeof(empty));
-    bool founders = n->founder || sim->opt.joiners_know_founders;
-    sm_init(&n->sm, founders ? &sim->founders : &empty);
+    /* The configuration is replayed from the log (the bootstrap CONFIG entries at term
+     * 0 come first) or restored from the snapshot: the state machine starts empty. */
+    sm_init(&n->sm, NULL);
     if (d->snap.present) {
         if (!sm_restore(&n->sm, d->snap.bytes->data, d->snap.meta.size)) {
             return sim_violate(sim, "restart: n%llu durable snapshot is corrupt", U(n->id));
@@ -752,8 +751,8 @@ static void recover(struct sim *sim, struct sim_node *n)
     if (d->snap.present) {
         r->snapshot = d->snap.meta;
     }
-    if (n->founder || sim->opt.joiners_know_founders) {
-        r->base_config = sim->founders;
+    if (n->founder) {
+        r->base_config = sim->founders; /* bootstrap entries; ignored once logged */
     }
     r->first_index = d->log.first;
     r->last_index = slog_last(&d->log);

@@ -164,7 +164,8 @@ struct lm_slot {
 
 /* What is known about index i once committed / applied. */
 struct commit_rec {
-    uint64_t term;              /* 0 = not committed yet */
+    bool committed;
+    uint64_t term;              /* 0 for the bootstrap entries */
     uint64_t digest;
     uint64_t term_bound;        /* every leader of a higher term must hold it */
     uint64_t state;             /* state hash after applying i (valid when has_state) */

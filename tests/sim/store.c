@@ -295,8 +295,8 @@ static const char *store_validate(const struct store *store, const struct pop *o
             if (op->entries[i].index != next + i) {
                 return "APPEND entries not contiguous with the stored log";
             }
-            if (op->entries[i].term == 0) {
-                return "APPEND entry with term 0";
+            if (op->entries[i].term == 0 && op->entries[i].type != YGGR_ENTRY_CONFIG) {
+                return "APPEND entry with term 0 that is not a bootstrap CONFIG entry";
             }
         }
     }

@@ -83,7 +83,7 @@ Test(membership, a_second_change_waits_for_the_first_to_commit)
 /* Finding F1 (docs/sim-findings.md): a joiner rebuilds its configuration from an empty
  * base plus the CONFIG entries, misses the founders and elects itself. Enable when the
  * engine fixes it. */
-Test(regress, joiner_does_not_elect_itself_without_the_founders, .disabled = true)
+Test(regress, joiner_does_not_elect_itself_without_the_founders)
 {
     struct cluster c;
     cluster_init(&c, 3, 1, SIM_F_PROPOSE | SIM_F_MEMBERSHIP, 34);

@@ -2,7 +2,8 @@
 /* Regression tests for the engine findings in docs/sim-findings.md. Each one replays the
  * seed of the finding and then sweeps seeds of the feature set that exposed it. Tests of
  * findings that are still OPEN upstream are disabled (they fail today); each one is
- * enabled in the change that merges the engine fix (F2, F3, F4: engine 1bc07b8, 15679ff).
+ * enabled in the change that merges the engine fix (F1: 01e0804; F2, F3, F4: 1bc07b8,
+ * 15679ff; F8: a767cd3).
  * F4 and F8 have scripted tests in test_snapshot.c. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -29,8 +30,7 @@ static void sweep(uint32_t nodes, uint32_t features, uint64_t first, uint64_t se
 
 /* F1: see test_membership.c, regress::joiner_does_not_elect_itself_without_the_founders;
  * this is the random-schedule side. */
-Test(regress, f1_joiners_keep_election_safety_with_random_membership_changes,
-     .disabled = true)
+Test(regress, f1_joiners_keep_election_safety_with_random_membership_changes)
 {
     sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP, 5, 1, 632, 0);
     sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP, 1, 200, 2000, 0);
@@ -62,7 +62,7 @@ Test(regress, f5_followers_keep_appending_with_a_long_unapplied_suffix, .disable
 Test(regress, f6_snapshot_transfer_restarts_when_the_leader_changes, .disabled = true)
 {
     uint32_t f = SIM_F_PROPOSE | SIM_F_SNAPSHOT | SIM_F_PARTITION | SIM_F_NETFAULT;
-    sweep(3, f, 950, 1, 1018, 0);
+    sweep(3, f, 456, 1, 496, 0);
     sweep(3, f, 1, 2000, 3000, 0);
 }
 
@@ -73,7 +73,7 @@ Test(regress, f7_stale_responses_do_not_slow_catch_up_after_faults_stop, .disabl
     sweep(5, SIM_F_PROPOSE | SIM_F_SLOWDISK, 1, 300, 2000, 1500);
 }
 
-Test(regress, f8_recover_with_a_log_that_conflicts_with_the_snapshot, .disabled = true)
+Test(regress, f8_recover_with_a_log_that_conflicts_with_the_snapshot)
 {
     sweep(3, SIM_FEATURES_BASIC | SIM_F_SNAPSHOT, 85, 1, 1145, 0);
     sweep(3, SIM_FEATURES_BASIC | SIM_F_SNAPSHOT, 1, 300, 3000, 0);

@@ -34,49 +34,52 @@ Test(transcript, figure_8_prior_term_entry_is_not_committed_by_counting)
 {
     struct cluster c;
     cluster_init(&c, 5, 0, SIM_F_PROPOSE, 8);
-    /* (a) n1 leads term 1 and replicates index 2 to n2 only. */
+    /* Indexes 1..5 hold the bootstrap configuration (term 0); each leader's first entry
+     * is its no-op. The paper's index 2 is x here. */
+    const unsigned long long x = 5 + 2;
+    /* (a) n1 leads term 1 and replicates index x to n2 only. */
     cluster_elect(&c, 1);
     CLUSTER_EXPECT(&c, "n1 ROLE leader term=1");
     cluster_heartbeats(&c, 1, 3);
     cr_assert(eq(int, cluster_propose(&c, 1, 1), 0));
-    CLUSTER_EXPECT(&c, "n1 APPEND truncate_from=0 first=2 n=1 term=1");
+    CLUSTER_EXPECTF(&c, "n1 APPEND truncate_from=0 first=%llu n=1 term=1", x);
     cluster_deliver(&c, 1, 2, AE, 10);
-    CLUSTER_EXPECT(&c, "n2 APPEND truncate_from=0 first=2 n=1 term=1");
+    CLUSTER_EXPECTF(&c, "n2 APPEND truncate_from=0 first=%llu n=1 term=1", x);
     cluster_drop(&c, 1, 0, 0);
     cluster_crash(&c, 1);
     /* (b) n5 leads term 2 with votes from n3 and n4 (n2's log is ahead of n5's: it
-     * refuses) and appends (2,2) that nobody receives. */
+     * refuses) and appends (x,2) that nobody receives. */
     cluster_elect(&c, 5);
     CLUSTER_EXPECT(&c, "n2 SEND RV-RESP to n5 term=2 denied");
-    CLUSTER_EXPECT(&c, "n5 APPEND truncate_from=0 first=2 n=1 term=2");
+    CLUSTER_EXPECTF(&c, "n5 APPEND truncate_from=0 first=%llu n=1 term=2", x);
     CLUSTER_EXPECT(&c, "n5 ROLE leader term=2");
     cluster_drop(&c, 5, 0, 0);
     cluster_crash(&c, 5);
-    /* (c) n1 restarts, leads term 3 and copies (2,1) to n3: (2,1) is now on n1, n2, n3,
+    /* (c) n1 restarts, leads term 3 and copies (x,1) to n3: (x,1) is now on n1, n2, n3,
      * a majority of five, but it is from term 1. */
     cluster_restart(&c, 1);
     cluster_elect(&c, 1);
-    CLUSTER_EXPECT(&c, "n1 APPEND truncate_from=0 first=3 n=1 term=3");
+    CLUSTER_EXPECTF(&c, "n1 APPEND truncate_from=0 first=%llu n=1 term=3", x + 1);
     CLUSTER_EXPECT(&c, "n1 ROLE leader term=3");
-    replicate_until(&c, 1, 3, 2);
-    CLUSTER_EXPECT(&c, "n3 APPEND truncate_from=0 first=2 n=1 term=1");
+    replicate_until(&c, 1, 3, x);
+    CLUSTER_EXPECTF(&c, "n3 APPEND truncate_from=0 first=%llu n=1 term=1", x);
     cluster_deliver(&c, 3, 1, AE_RESP, 10);
-    cr_assert(lt(u64, cluster_node(&c, 1)->commit, 2),
-              "(2,1) is on a majority but must not be committed by counting");
+    cr_assert(lt(u64, cluster_node(&c, 1)->commit, x),
+              "(x,1) is on a majority but must not be committed by counting");
     cluster_drop(&c, 1, 0, 0);
     cluster_crash(&c, 1);
     /* (d) n5 restarts and leads term 4 (its last term 2 beats term 1): it overwrites
-     * (2,1) everywhere. Safe only because (2,1) was never committed; the checker would
+     * (x,1) everywhere. Safe only because (x,1) was never committed; the checker would
      * flag a lost commit here. */
     cluster_restart(&c, 5);
     cluster_elect(&c, 5);
     CLUSTER_EXPECT(&c, "n5 ROLE leader term=4");
     cluster_heartbeats(&c, 5, 10);
-    CLUSTER_EXPECT(&c, "n2 APPEND truncate_from=2");
-    cr_assert(ge(u64, cluster_node(&c, 5)->commit, 3), "n5 commits its term-4 entry");
+    CLUSTER_EXPECTF(&c, "n2 APPEND truncate_from=%llu", x);
+    cr_assert(ge(u64, cluster_node(&c, 5)->commit, x + 1), "n5 commits its term-4 entry");
     for (uint64_t id = 2; id <= 5; id++) {
-        const struct yggr_entry *e = slog_at(&cluster_node(&c, id)->store.written.log, 2);
-        cr_assert(e != NULL && e->term == 2, "n%llu holds (2,2)", (unsigned long long)id);
+        const struct yggr_entry *e = slog_at(&cluster_node(&c, id)->store.written.log, x);
+        cr_assert(e != NULL && e->term == 2, "n%llu holds (x,2)", (unsigned long long)id);
     }
     cluster_deinit(&c);
 }
@@ -93,11 +96,13 @@ Test(transcript, partitioned_old_leader_writes_are_discarded)
     cluster_heartbeats(&c, 1, 2);
     uint64_t acked = c.sim->stats.acked;
     cluster_isolate(&c, 1);
+    uint64_t committed = cluster_node(&c, 1)->commit; /* bootstrap entries and no-op */
     cr_assert(eq(int, cluster_propose(&c, 1, 3), 0));
-    CLUSTER_EXPECT(&c, "n1 APPEND truncate_from=0 first=2 n=3 term=1");
+    CLUSTER_EXPECTF(&c, "n1 APPEND truncate_from=0 first=%llu n=3 term=1",
+                    (unsigned long long)committed + 1);
     cluster_heartbeats(&c, 1, 3);
     CLUSTER_EXPECT(&c, "LOST AE from n1");
-    cr_assert(eq(u64, cluster_node(&c, 1)->commit, 1), "no majority: nothing commits");
+    cr_assert(eq(u64, cluster_node(&c, 1)->commit, committed), "no majority: no commit");
     cluster_elect(&c, 2);
     CLUSTER_EXPECT(&c, "n2 ROLE leader term=2");
     cr_assert(eq(int, cluster_propose(&c, 2, 2), 0));
@@ -107,7 +112,7 @@ Test(transcript, partitioned_old_leader_writes_are_discarded)
     cluster_heal(&c);
     cluster_heartbeats(&c, 2, 6);
     CLUSTER_EXPECT(&c, "n1 ROLE follower term=2 leader=n2");
-    CLUSTER_EXPECT(&c, "n1 APPEND truncate_from=2");
+    CLUSTER_EXPECTF(&c, "n1 APPEND truncate_from=%llu", (unsigned long long)committed + 1);
     struct sim_node *old = cluster_node(&c, 1);
     struct sim_node *leader = cluster_node(&c, 2);
     cr_assert(eq(u64, old->applied, leader->commit));

@@ -53,9 +53,6 @@ static void usage(FILE *out)
         "  --heal-at STEP    at STEP stop every fault, restart crashed nodes and require the\n"
         "                    cluster to converge (one leader, all members applied its commit)\n"
         "  --converge N      steps allowed for convergence after --heal-at (default 20000)\n"
-        "  --joiners-know-founders  give joining nodes the founders' configuration as\n"
-        "                    base_config (not the engine contract: explores membership\n"
-        "                    changes past engine finding F1)\n"
         "  --clock-skew N    force the clock drift bound to N ticks (checker self-test:\n"
         "                    with lease reads, a drift beyond the lease margin must\n"
         "                    produce stale reads)\n"
@@ -92,7 +89,6 @@ static int parse(struct cli *c, int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t n = 0;
         bool takes = strcmp(a, "--trace") != 0 && strcmp(a, "--stop") != 0 &&
-                     strcmp(a, "--joiners-know-founders") != 0 &&
                      strcmp(a, "--help") != 0 && strcmp(a, "-h") != 0;
         if (takes && v == NULL) {
             fprintf(stderr, "yggr-sim: %s needs a value\n", a);
@@ -106,9 +102,6 @@ static int parse(struct cli *c, int argc, char **argv)
             continue;
         } else if (strcmp(a, "--stop") == 0) {
             c->stop = true;
-            continue;
-        } else if (strcmp(a, "--joiners-know-founders") == 0) {
-            c->opt.joiners_know_founders = true;
             continue;
         } else if (strcmp(a, "--features") == 0) {
             char why[128];
@@ -167,9 +160,6 @@ static void replay_line(const struct cli *c, uint64_t seed, FILE *out)
     fprintf(out, "  replay: yggr-sim --seed %" PRIu64 " --steps %" PRIu64 " --nodes %u --spares %u"
             " --features %s", seed, c->opt.steps, c->opt.node_count, c->opt.spare_count,
             c->features);
-    if (c->opt.joiners_know_founders) {
-        fprintf(out, " --joiners-know-founders");
-    }
     if (c->opt.clock_skew != 0) {
         fprintf(out, " --clock-skew %" PRIu64, c->opt.clock_skew);
     }

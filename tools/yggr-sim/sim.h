@@ -61,10 +61,6 @@ struct sim_options {
     uint64_t converge_steps;  /* 0 = default (20000) */
     FILE *trace_out;          /* non-NULL: print every trace record as it happens */
     bool fixed_config;        /* scripted tests: fixed engine limits (1 entry per AE) */
-    /* Not the engine contract (a joiner's base_config is empty): joiners get the
-     * founders' configuration as base_config. Lets runs explore membership changes past
-     * engine finding F1 (docs/sim-findings.md). */
-    bool joiners_know_founders;
     /* Checker self-test only: force this clock drift bound (0 = the model's choice). With
      * lease reads on, a drift beyond the lease margin MUST produce stale reads. */
     uint64_t clock_skew;
