@@ -230,16 +230,6 @@ void store_deinit(struct store *store)
     free(store->partial_data);
 }
 
-/* Does an append at `index` leave a gap that the snapshot covers? A host snapshot is
- * durable independently of pending log writes, so the stored log may lie wholly below it
- * (after a restart the engine continues right above the snapshot) or end below the next
- * write once the snapshot is durable. The older entries are then garbage. */
-static bool log_below_snapshot(const struct sview *view, uint64_t index)
-{
-    return view->snap.present && index > slog_last(&view->log) + 1 &&
-           index <= view->snap.meta.last.index + 1;
-}
-
 void store_apply(struct sview *view, const struct pop *op)
 {
     switch (op->kind) {
@@ -250,10 +240,6 @@ void store_apply(struct sview *view, const struct pop *op)
     case POP_APPEND:
         if (op->truncate_from != 0) {
             slog_truncate(&view->log, op->truncate_from);
-        }
-        if (op->count > 0 && log_below_snapshot(view, op->entries[0].index)) {
-            /* The log restarts above the snapshot; older entries are garbage. */
-            slog_clear(&view->log, op->entries[0].index);
         }
         for (uint32_t i = 0; i < op->count; i++) {
             slog_push(&view->log, &op->entries[i]);
@@ -282,9 +268,6 @@ static const char *store_validate(const struct store *store, const struct pop *o
     const struct slog *log = &store->written.log;
     if (op->kind == POP_APPEND) {
         uint64_t next = slog_last(log) + 1;
-        if (op->count > 0 && log_below_snapshot(&store->written, op->entries[0].index)) {
-            next = op->entries[0].index;
-        }
         if (op->truncate_from != 0) {
             if (op->truncate_from < log->first || op->truncate_from > next) {
                 return "APPEND truncate_from outside the stored log";
