@@ -78,3 +78,11 @@ Test(regress, f8_recover_with_a_log_that_conflicts_with_the_snapshot)
     sweep(3, SIM_FEATURES_BASIC | SIM_F_SNAPSHOT, 85, 1, 1145, 0);
     sweep(3, SIM_FEATURES_BASIC | SIM_F_SNAPSHOT, 1, 300, 3000, 0);
 }
+
+Test(regress, f9_new_voters_vote_so_the_cluster_elects_a_leader, .disabled = true)
+{
+    sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP | SIM_F_PREVOTE | SIM_F_CHECK_QUORUM, 38, 1,
+          2000, 1500);
+    sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP, 119, 1, 2000, 1500);
+    sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP | SIM_F_NETFAULT, 1, 300, 2000, 1500);
+}
