@@ -235,6 +235,8 @@ struct yggr_engine {
         uint64_t leader;
         uint64_t term;
         struct yggr_log_id last;
+        uint64_t src_leader;     /* who streams `last`, in which term: two nodes' */
+        uint64_t src_term;       /* snapshots at one id need not be the same bytes */
         uint64_t expected;       /* bytes held contiguously */
         uint64_t leader_commit;
         uint64_t round;

@@ -21,7 +21,7 @@
  *      cached i; terms agree with the runs.
  *
  * Eviction: the cache drops its oldest entry only to make room, and only when the caller
- * allows it (entries <= evict_upto, which the engine sets to min(durable, applied)). A
+ * allows it (entries <= evict_upto, which the engine sets to its durable index). A
  * cache full of entries that cannot be evicted refuses appends (the caller turns that
  * into backpressure). Truncation and compaction release the references they drop.
  *

@@ -45,9 +45,13 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
+/* Cached entries that may make room: every durable one. Unapplied ones included: APPLY
+ * hands out entries older than the cache `from_storage`, and a follower whose cache holds
+ * only unapplied entries must still append, or nothing commits and nothing is ever
+ * applied again (sim F5). The ring drops the oldest first, so applied ones go first. */
 static uint64_t evict_limit(const struct yggr_engine *e)
 {
-    return min_u64(e->durable, e->applied);
+    return e->durable;
 }
 
 bool replication_append_entry(struct yggr_engine *e, const struct yggr_entry *en,
@@ -307,12 +311,8 @@ void replication_become_leader(struct yggr_engine *e)
     /* Raft paper 8: "each leader commit a blank no-op entry at the start of its term". */
     struct yggr_entry noop = {.type = YGGR_ENTRY_NOOP};
     if (!replication_append_local(e, &noop)) {
-        noop.index = e->log.last + 1;
-        noop.term = e->term;
-        if (!replication_append_entry(e, &noop, e->durable)) {
-            election_become_follower(e, e->term); /* cache full of undurable entries */
-            return;
-        }
+        election_become_follower(e, e->term); /* cache full of undurable entries */
+        return;
     }
     read_round_bump(e);
     replication_send_all(e);

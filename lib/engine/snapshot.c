@@ -271,13 +271,18 @@ static bool request_valid(const struct yggr_msg *msg)
 static bool accept_chunk(struct yggr_engine *e, const struct yggr_msg *msg)
 {
     const struct yggr_msg_snapshot_request *req = &msg->as.snapshot;
-    if (!e->in.active || !same_id(e->in.last, req->last)) {
+    /* A transfer is one leader's byte stream in one term: the same (index, term) taken by
+     * another node is the same state but not necessarily the same bytes (sim F6). */
+    if (!e->in.active || !same_id(e->in.last, req->last) || e->in.src_leader != msg->from ||
+        e->in.src_term != msg->term) {
         if (req->offset != 0) {
             queue_reply(e, msg->from, req->last, 0, false); /* unknown transfer: restart */
             return false;
         }
         e->in.active = true;
         e->in.last = req->last;
+        e->in.src_leader = msg->from;
+        e->in.src_term = msg->term;
         e->in.leader_commit = 0;
     }
     if (req->offset == 0) {

@@ -839,11 +839,11 @@ Test(regress, sim_f1_a_new_leader_replicates_after_the_bootstrap_prefix)
     h_fini(&l);
 }
 
-/* F4, the other way a crash leaves a log that disagrees with the durable snapshot: the
+/* F8: the other way a crash leaves a log that disagrees with the durable snapshot: the
  * follower applied (33, 2) before it was durable, snapshotted it, and crashed; its durable
- * log still holds the replaced (33, 1). The install rule drops that log instead of
- * asserting on it. */
-Test(regress, sim_f4_recover_with_another_term_at_the_snapshot_index)
+ * log still holds the replaced (33, 1). RECOVER asserted; the install rule now drops that
+ * log (and tells storage). */
+Test(regress, sim_f8_recover_with_a_log_that_conflicts_with_the_snapshot)
 {
     struct yggr_engine_config c = h_config(1);
     struct h_node n;
@@ -1011,5 +1011,94 @@ Test(regress, sim_f4_recover_with_an_empty_log_below_the_snapshot)
     cr_assert(not(h_has(&n, YGGR_ACT_APPEND)));
     cr_assert(h_has(&n, YGGR_ACT_COMPACT));
     cr_assert(eq(u64, n.act.compact_below, 4));
+    h_fini(&n);
+}
+
+static struct yggr_msg snap_chunk(uint64_t from, uint64_t term, uint64_t offset, uint32_t len,
+                                  bool done)
+{
+    static const uint8_t bytes[16] = "0123456789abcdef";
+    static struct yggr_membership cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    for (uint64_t id = 1; id <= 3; id++) {
+        yggr_membership_apply(&cfg, YGGR_CHANGE_ADD_VOTER, id);
+    }
+    struct yggr_msg m = {.type = YGGR_MSG_SNAPSHOT_REQUEST, .from = from, .to = 1, .term = term};
+    m.as.snapshot.leader_id = from;
+    m.as.snapshot.last = (struct yggr_log_id){X(10), 1};
+    m.as.snapshot.offset = offset;
+    m.as.snapshot.len = len;
+    m.as.snapshot.data = bytes + offset;
+    m.as.snapshot.done = done;
+    m.as.snapshot.config = &cfg;
+    m.as.snapshot.leader_commit = X(10);
+    return m;
+}
+
+/* F6: two nodes' snapshots at the same (index, term) hold the same state, not the same
+ * bytes. A new leader's chunks for that id were written after the old leader's partial
+ * transfer, so the installed snapshot was a splice of both. */
+Test(regress, sim_f6_a_new_leaders_chunks_restart_the_transfer)
+{
+    struct h_node n;
+    h_make_follower(&n, 2);
+    struct yggr_msg a0 = snap_chunk(2, 2, 0, 4, false);
+    h_recv(&n, &a0);
+    cr_assert(h_has(&n, YGGR_ACT_SNAPSHOT_CHUNK));
+    cr_assert(eq(u64, h_find(&n, YGGR_MSG_SNAPSHOT_RESPONSE, 2)->as.snapshot_response
+                          .next_offset, 4));
+    /* Leader 3 of term 3 streams its own snapshot with the same id. */
+    struct yggr_msg b1 = snap_chunk(3, 3, 4, 3, true);
+    h_recv(&n, &b1);
+    h_hs_persisted(&n);
+    cr_assert(not(h_has(&n, YGGR_ACT_SNAPSHOT_CHUNK)), "not spliced onto leader 2's bytes");
+    const struct yggr_msg *r = h_find(&n, YGGR_MSG_SNAPSHOT_RESPONSE, 3);
+    cr_assert_not_null(r);
+    cr_assert(eq(u64, r->as.snapshot_response.next_offset, 0), "restart from 0");
+    cr_assert(not(r->as.snapshot_response.done));
+    struct yggr_msg b0 = snap_chunk(3, 3, 0, 4, false);
+    h_recv(&n, &b0);
+    cr_assert(h_has(&n, YGGR_ACT_SNAPSHOT_CHUNK));
+    cr_assert(eq(u64, n.act.snapshot_chunk.offset, 0), "storage restarts the snapshot");
+    h_recv(&n, &b1);
+    cr_assert(n.act.snapshot_chunk.done);
+    cr_assert(eq(u64, n.act.snapshot_chunk.meta.size, 7));
+    h_fini(&n);
+}
+
+/* F5: the cache could evict only entries both durable AND applied, so a follower whose
+ * cache held log_cache_entries durable but uncommitted entries refused every append: the
+ * new leader's entries never reached a majority, nothing committed, nothing was applied
+ * (so nothing became evictable): the cluster stalled. */
+Test(regress, sim_f5_a_cache_full_of_unapplied_entries_still_appends)
+{
+    struct yggr_engine_config c = h_config(1);
+    c.log_cache_entries = 8;
+    static const uint64_t ids[3] = {1, 2, 3};
+    struct h_node n;
+    h_init(&n, 1, ids, 3, &c);
+    h_log_persisted(&n, H_BOOT, 0);
+    struct yggr_msg ae = h_append(2, 1, 1, X(0), 0, h_entries(X(1), 1, 8), 8, 0);
+    h_recv(&n, &ae);
+    h_hs_persisted(&n);
+    h_persist_all(&n);
+    cr_assert(eq(u64, n.act.last_index, X(8)));
+    cr_assert(eq(u64, n.act.commit_index, H_BOOT), "none of them committed");
+    cr_assert(eq(u64, n.e->log.cache_first, X(1)), "the cache holds 8 unapplied entries");
+    struct yggr_msg more = h_append(3, 1, 2, X(8), 1, h_entries(X(9), 2, 2), 2, 0);
+    h_recv(&n, &more);
+    h_hs_persisted(&n);
+    cr_assert(eq(u64, n.act.last_index, X(10)), "appended past a full cache");
+    h_persist_all(&n);
+    const struct yggr_msg *ok = h_find(&n, YGGR_MSG_APPEND_RESPONSE, 3);
+    cr_assert(eq(u64, ok->as.append_response.last_appended, X(10)));
+    struct yggr_msg commit = h_append(3, 1, 2, X(10), 2, NULL, 0, X(10));
+    h_recv(&n, &commit);
+    cr_assert(eq(u64, n.act.commit_index, X(10)));
+    cr_assert(eq(u64, n.act.apply.first_index, X(1)));
+    cr_assert(n.act.apply.from_storage, "evicted entries are applied from storage");
+    uint64_t applied = n.act.applied_index;
+    h_tick(&n);
+    cr_assert(n.act.applied_index > applied, "the cached rest follows");
     h_fini(&n);
 }
