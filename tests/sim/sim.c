@@ -412,6 +412,11 @@ void sim_heal(struct sim *sim)
 {
     net_heal(&sim->net);
     sim->healed = true;
+    /* Clock drift is a fault too: with 4x faster clocks a follower sees the leader's
+     * heartbeats farther apart than its election timeout and campaigns forever. */
+    for (uint32_t id = 1; id <= sim->id_count; id++) {
+        sim->nodes[id].clock_rate = 1;
+    }
     sim_note(sim, TR_HEAL, 0, 0, 0, 0, 0, 0);
     for (uint32_t id = 1; id <= sim->id_count && !sim->check.failed; id++) {
         struct sim_node *n = &sim->nodes[id];
