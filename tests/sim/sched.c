@@ -38,6 +38,7 @@ enum sched_action {
     SA_CHANGE,
     SA_TRANSFER,
     SA_SNAPSHOT,
+    SA_GARBAGE,
     SA_COUNT,
 };
 
@@ -213,7 +214,7 @@ static void do_network_fault(struct sim *sim, enum sched_action a)
         return;
     case SA_TICK: case SA_DELIVER: case SA_FLUSH: case SA_PROPOSE: case SA_READ:
     case SA_PARTITION: case SA_HEAL: case SA_CRASH: case SA_RESTART: case SA_CHANGE:
-    case SA_TRANSFER: case SA_SNAPSHOT: case SA_COUNT:
+    case SA_TRANSFER: case SA_SNAPSHOT: case SA_GARBAGE: case SA_COUNT:
         break;
     }
     YGGR_UNREACHABLE();
@@ -368,6 +369,7 @@ static void weights(struct sim *sim, uint32_t *w)
     }
     w[SA_CHANGE] = (f & SIM_F_MEMBERSHIP) ? 1 : 0;
     w[SA_TRANSFER] = (f & SIM_F_TRANSFER) ? 1 : 0;
+    w[SA_GARBAGE] = ((f & SIM_F_GARBAGE) && msgs) ? 1 : 0;
     w[SA_SNAPSHOT] = (f & SIM_F_SNAPSHOT) ? 2 : 0;
     if ((f & SIM_F_SNAPSHOT) && pick_node(sim, is_hinted) != 0) {
         w[SA_SNAPSHOT] += 6; /* a hinted node snapshots soon */
@@ -422,6 +424,11 @@ static void dispatch(struct sim *sim, enum sched_action a)
         }
         return;
     }
+    case SA_GARBAGE:
+        if (!garbage_deliver(sim, (uint32_t)rng_below(rng, sim->net.count))) {
+            do_tick(sim);
+        }
+        return;
     case SA_COUNT: break;
     }
     YGGR_UNREACHABLE();

@@ -528,7 +528,7 @@ static const struct {
     {"reads", SIM_F_READS},             {"lease", SIM_F_LEASE},
     {"membership", SIM_F_MEMBERSHIP},   {"transfer", SIM_F_TRANSFER},
     {"snapshot", SIM_F_SNAPSHOT},       {"refwire", SIM_F_REFWIRE},
-    {"drift", SIM_F_DRIFT},
+    {"drift", SIM_F_DRIFT},             {"garbage", SIM_F_GARBAGE},
 };
 
 #define FEATURE_NAMES (sizeof(feature_names) / sizeof(feature_names[0]))

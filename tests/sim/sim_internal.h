@@ -262,6 +262,7 @@ enum trace_kind {
     TR_COMPACT,
     TR_ACK,
     TR_CONFIG,    /* a CONFIG entry written to a log */
+    TR_GARBAGE,   /* an invalid copy of a message delivered */
     TR_NOTE,
 };
 
@@ -429,6 +430,9 @@ uint64_t sim_leader(const struct sim *sim);
 /* Has the cluster converged (one leader, every live member applied its commit)? */
 bool sim_converged(const struct sim *sim);
 void sim_heal(struct sim *sim);
+
+/* Deliver an invalid copy of in-flight message `i` (garbage.c); false if none applies. */
+bool garbage_deliver(struct sim *sim, uint32_t i);
 
 /* One random scheduler action (sched.c). */
 void sched_step(struct sim *sim);

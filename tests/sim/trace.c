@@ -123,6 +123,7 @@ static const char *kind_name(uint16_t kind)
         [TR_ROLE] = "ROLE",         [TR_COMMIT] = "COMMIT",   [TR_APPLY] = "APPLY",
         [TR_APPEND] = "APPEND",     [TR_HARD] = "HARDSTATE",  [TR_SNAPSHOT] = "SNAPSHOT",
         [TR_INSTALL] = "INSTALL",   [TR_COMPACT] = "COMPACT", [TR_ACK] = "ACK",        [TR_CONFIG] = "CONFIG-ENTRY",
+        [TR_GARBAGE] = "RECV-INVALID",
         [TR_NOTE] = "NOTE",
     };
     return kind <= TR_NOTE && names[kind] != NULL ? names[kind] : "?";
@@ -240,6 +241,7 @@ static void format_event(const struct trace_rec *r, char *buf, size_t size)
                  a[2] == 3 ? "add-learner" : "promote-learner", r->peer);
         return;
     case TR_HEAL: buf[0] = '\0'; return;
+    case TR_GARBAGE: return; /* formatted as a message */
     case TR_RESULT: case TR_NOTE:
     case TR_RECV: case TR_SEND: case TR_DROP: case TR_LOST: case TR_DUP: case TR_DELAY:
         snprintf(buf, size, "%llu %llu", U(a[0]), U(a[1]));
@@ -259,7 +261,8 @@ void trace_format(const struct trace_rec *r, char *buf, size_t size)
         return;
     }
     bool msg = r->kind == TR_RECV || r->kind == TR_SEND || r->kind == TR_DROP ||
-               r->kind == TR_LOST || r->kind == TR_DUP || r->kind == TR_DELAY;
+               r->kind == TR_LOST || r->kind == TR_DUP || r->kind == TR_DELAY ||
+               r->kind == TR_GARBAGE;
     if (!msg) {
         format_event(r, buf + n, size - (size_t)n);
         return;
