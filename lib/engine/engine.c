@@ -406,6 +406,9 @@ static void recover_configs(struct yggr_engine *e, const struct yggr_recovered *
                             struct yggr_log_id snap)
 {
     uint64_t prev = config_latest_index(&e->conf);
+    uint64_t boot = log_bootstrap_end(&e->log);
+    uint64_t boot_from = e->log.first > snap.index ? e->log.first : snap.index + 1;
+    uint64_t boot_seen = 0;
     for (uint32_t k = 0; k < r->config_count; k++) {
         const struct yggr_entry *c = &r->configs[k];
         YGGR_ASSERT(c->type == YGGR_ENTRY_CONFIG);
@@ -415,7 +418,11 @@ static void recover_configs(struct yggr_engine *e, const struct yggr_recovered *
         YGGR_ASSERT(c->index > prev && c->index <= e->log.last);
         config_push(&e->conf, c->index, (enum yggr_change_type)c->change, c->node);
         prev = c->index;
+        boot_seen += c->index <= boot;
     }
+    /* Every bootstrap entry is a CONFIG entry: a host that leaves them out of `configs`
+     * would make the node forget the founders (host misuse). */
+    YGGR_ASSERT(boot < boot_from || boot_seen == boot - boot_from + 1);
 }
 
 static void recover(struct yggr_engine *e, const struct yggr_recovered *r)

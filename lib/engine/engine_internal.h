@@ -114,6 +114,7 @@ struct progress {
     uint64_t heard_tick;
     uint64_t stall_tick;         /* last progress (match moved, state entered) */
     uint64_t acked_round;
+    uint64_t success_round;      /* round of the last success that moved match */
     struct inflight *infl;       /* REPLICATE window (max_inflight_msgs) */
     uint32_t infl_head;
     uint32_t infl_count;

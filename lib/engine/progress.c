@@ -42,6 +42,7 @@ void progress_reset(struct progress *p, uint64_t next, uint64_t tick)
     YGGR_ASSERT(next >= 1);
     p->match = 0;
     p->acked_round = 0;
+    p->success_round = 0;
     p->recent_active = false;
     p->heard_tick = tick;
     p->sent_head = 0;

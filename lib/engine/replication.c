@@ -265,6 +265,12 @@ void replication_heartbeat(struct yggr_engine *e)
             e->tick - p->stall_tick >= e->cfg.election_timeout_min_ticks) {
             progress_become_probe(p, p->match + 1, e->tick); /* lost messages: re-probe */
         }
+        if (p->state != YGGR_PROGRESS_SNAPSHOT && e->has_snapshot && needs_snapshot(e, p)) {
+            /* Compacted under a probe in flight (its answers, all heartbeats claiming
+             * nothing, move nothing): stream the snapshot instead. */
+            progress_become_snapshot(p, e->snap.last, e->tick);
+            snapshot_send(e, p);
+        }
         send_heartbeat(e, p);
         if (p->state == YGGR_PROGRESS_SNAPSHOT) {
             snapshot_leader_tick(e, p);
@@ -587,10 +593,17 @@ void replication_receive_append(struct yggr_engine *e, const struct yggr_msg *ms
  * Leader: AppendEntries responses
  * ---------------------------------------------------------------------------------- */
 
-static void on_success(struct yggr_engine *e, struct progress *p, uint64_t index)
+static void on_success(struct yggr_engine *e, struct progress *p, uint64_t index,
+                       uint64_t round)
 {
     bool at_probe = p->state == YGGR_PROGRESS_PROBE && index + 1 == p->next;
     bool moved = progress_record_success(p, index, e->tick);
+    if (!moved && !at_probe) {
+        return; /* stale (reordered, duplicated): says nothing new, so sends nothing (F7) */
+    }
+    if (moved && round > p->success_round) {
+        p->success_round = round;
+    }
     p->probe_sent = false;
     if (p->state == YGGR_PROGRESS_PROBE && (moved || at_probe)) {
         progress_become_replicate(p, e->tick);
@@ -614,6 +627,14 @@ static void on_conflict(struct yggr_engine *e, struct progress *p,
                         const struct yggr_msg_append_response *r)
 {
     if (p->state == YGGR_PROGRESS_SNAPSHOT) {
+        return;
+    }
+    /* A rejection of a request sent in a round before the last success that moved match
+     * is stale: every entry above match went out in that round or later, so a real gap
+     * shows up as a rejection of such a round. Demoting a replicating peer on a stale one
+     * resends what it holds and restarts the window (sim F7). Without a round (reference
+     * peers) every rejection counts. */
+    if (p->state == YGGR_PROGRESS_REPLICATE && r->round != 0 && r->round < p->success_round) {
         return;
     }
     uint64_t next = r->hint > 0 ? r->hint : 1;
@@ -671,7 +692,7 @@ void replication_receive_append_response(struct yggr_engine *e, const struct ygg
     }
     replication_credit_round(e, p, round);
     if (r->success) {
-        on_success(e, p, cap);
+        on_success(e, p, cap, r->round);
     } else {
         on_conflict(e, p, r);
     }

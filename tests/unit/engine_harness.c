@@ -441,6 +441,18 @@ static void hc_boot(struct h_cluster *c, struct hc_node *hn, uint64_t id)
     }
     ev.as.recover.terms = runs;
     ev.as.recover.term_count = nr;
+    /* Every CONFIG entry above the snapshot: the configuration is replayed from them. */
+    static struct yggr_entry configs[4096];
+    uint32_t nc = 0;
+    uint64_t floor = hn->has_snap ? hn->snap.last.index : 0;
+    for (uint64_t i = ev.as.recover.first_index; i <= ev.as.recover.last_index; i++) {
+        if (i > floor && hn->log[i].type == YGGR_ENTRY_CONFIG) {
+            cr_assert(nc < 4096);
+            configs[nc++] = hn->log[i];
+        }
+    }
+    ev.as.recover.configs = configs;
+    ev.as.recover.config_count = nc;
     uint64_t have = ev.as.recover.last_index + 1 - ev.as.recover.first_index;
     uint64_t tail = have > 32 ? 32 : have;
     ev.as.recover.tail = tail > 0 ? &hn->log[ev.as.recover.last_index - tail + 1] : NULL;

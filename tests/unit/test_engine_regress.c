@@ -1102,3 +1102,76 @@ Test(regress, sim_f5_a_cache_full_of_unapplied_entries_still_appends)
     cr_assert(n.act.applied_index > applied, "the cached rest follows");
     h_fini(&n);
 }
+
+/* F7: with reordering, stale AppendEntries responses kept generating traffic: a success
+ * that moved nothing cleared the probe in flight and sent it again, and a rejection of an
+ * older round demoted a replicating peer to PROBE, resending what it already held and
+ * restarting its window. The in-flight backlog grew to hundreds of messages. */
+Test(regress, sim_f7_stale_responses_send_nothing_and_keep_replicate)
+{
+    struct h_node n;
+    h_make_leader(&n);
+    h_ticks(&n, 3);
+    h_propose(&n, 4); /* X(2)..X(5) */
+    h_persist_all(&n);
+    uint64_t r_old = n.e->round;
+    h_tick(&n);
+    uint64_t r_new = n.e->round;
+    cr_assert(r_new > r_old);
+    struct yggr_msg ok = h_append_ok(2, 1, 1, X(3), r_new);
+    h_recv(&n, &ok);
+    cr_assert(eq(u64, h_progress(&n, 2).match_index, X(3)));
+    cr_assert(eq(int, h_progress(&n, 2).state, YGGR_PROGRESS_REPLICATE));
+    /* A rejection of a request from an earlier round (a gap that has since been filled). */
+    struct yggr_msg stale_no = h_append_conflict(2, 1, 1, X(2), 0);
+    stale_no.as.append_response.round = r_old;
+    h_recv(&n, &stale_no);
+    cr_assert(eq(int, h_progress(&n, 2).state, YGGR_PROGRESS_REPLICATE), "not demoted");
+    cr_assert(eq(u32, h_count(&n, YGGR_MSG_APPEND_REQUEST), 0), "nothing resent");
+    /* A success that moves nothing sends nothing. */
+    struct yggr_msg stale_ok = h_append_ok(2, 1, 1, X(2), r_old);
+    h_recv(&n, &stale_ok);
+    cr_assert(eq(u32, h_count(&n, YGGR_MSG_APPEND_REQUEST), 0));
+    cr_assert(eq(u64, h_progress(&n, 2).match_index, X(3)));
+    /* A rejection of the current round is real: probe from match + 1. */
+    struct yggr_msg real_no = h_append_conflict(2, 1, 1, X(4), 0);
+    real_no.as.append_response.round = r_new;
+    h_recv(&n, &real_no);
+    cr_assert(eq(int, h_progress(&n, 2).state, YGGR_PROGRESS_PROBE));
+    cr_assert(eq(u64, h_progress(&n, 2).next_index, X(4)));
+    cr_assert(eq(u32, h_count(&n, YGGR_MSG_APPEND_REQUEST), 1), "the probe");
+    /* While that probe is in flight, a stale success must not send it again. */
+    h_recv(&n, &stale_ok);
+    cr_assert(eq(u32, h_count(&n, YGGR_MSG_APPEND_REQUEST), 0), "no duplicate probe");
+    struct yggr_msg probe_ok = h_append_ok(2, 1, 1, X(5), r_new);
+    h_recv(&n, &probe_ok);
+    cr_assert(eq(int, h_progress(&n, 2).state, YGGR_PROGRESS_REPLICATE));
+    cr_assert(eq(u64, h_progress(&n, 2).match_index, X(5)));
+    h_fini(&n);
+}
+
+/* Found by the simulator's scripted snapshot test on the F7 fix: a peer probing with a
+ * lost probe whose next entries were then compacted only ever got heartbeats claiming
+ * nothing (prev compacted); their answers move nothing, so (stale-response rule) it never
+ * reached the snapshot path. The heartbeat switches such a peer to a snapshot. */
+Test(regress, sim_f7_a_lost_probe_behind_a_compaction_falls_back_to_a_snapshot)
+{
+    struct h_node n;
+    h_make_leader(&n);
+    h_propose(&n, 5); /* X(2)..X(6) */
+    h_persist_all(&n);
+    struct yggr_msg ok2 = h_append_ok(2, 1, 1, X(6), n.e->round);
+    h_recv(&n, &ok2);
+    cr_assert(eq(u64, n.act.commit_index, X(6)));
+    struct yggr_msg no3 = h_append_conflict(3, 1, 1, X(2), 0);
+    no3.as.append_response.round = n.e->round;
+    h_recv(&n, &no3);
+    cr_assert(eq(int, h_progress(&n, 3).state, YGGR_PROGRESS_PROBE));
+    cr_assert_not_null(h_find(&n, YGGR_MSG_APPEND_REQUEST, 3), "the probe (lost)");
+    taken(&n, X(6), 4);
+    cr_assert(eq(u64, n.act.compact_below, X(7)));
+    h_tick(&n);
+    cr_assert(eq(int, h_progress(&n, 3).state, YGGR_PROGRESS_SNAPSHOT));
+    cr_assert_not_null(h_find(&n, YGGR_MSG_SNAPSHOT_REQUEST, 3));
+    h_fini(&n);
+}
