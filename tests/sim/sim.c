@@ -451,6 +451,33 @@ bool sim_step(struct sim *sim)
     return !sim->check.failed;
 }
 
+/* "n1 F t8 a100 c100 L3 voter, ..." for a liveness report. */
+static void describe_nodes(const struct sim *sim, char *buf, size_t size)
+{
+    static const char roles[] = "FPCL";
+    struct yggr_membership m;
+    memset(&m, 0, sizeof(m));
+    uint64_t lid = sim_leader(sim);
+    if (lid != 0) {
+        yggr_engine_config_committed(sim->nodes[lid].engine, &m);
+    }
+    size_t used = 0;
+    buf[0] = '\0';
+    for (uint32_t id = 1; id <= sim->id_count && used < size; id++) {
+        const struct sim_node *n = &sim->nodes[id];
+        if (!n->exists) {
+            continue;
+        }
+        const char *kind = yggr_membership_is_voter(&m, id)     ? "voter"
+                           : yggr_membership_is_learner(&m, id) ? "learner"
+                                                                : "-";
+        int k = snprintf(buf + used, size - used, "%sn%u %c t%llu a%llu c%llu L%llu %s",
+                         used ? ", " : "", id, n->alive ? roles[n->role] : 'X', U(n->term),
+                         U(n->applied), U(n->commit), U(n->leader), kind);
+        used += k < 0 ? 0 : (size_t)k;
+    }
+}
+
 bool sim_run(struct sim *sim)
 {
     uint64_t deadline = sim->opt.heal_at + sim->opt.converge_steps;
@@ -464,10 +491,12 @@ bool sim_run(struct sim *sim)
         }
         if (sim->healed && !sim->converged && sim->step >= deadline) {
             sim->now_step = sim->step;
+            char nodes[256];
+            describe_nodes(sim, nodes, sizeof(nodes));
             sim_violate(sim, "liveness: no convergence within %llu steps after healing at "
-                        "step %llu (leader n%llu, %u messages in flight)",
+                        "step %llu (leader n%llu, %u messages in flight; %s)",
                         U(sim->opt.converge_steps), U(sim->opt.heal_at), U(sim_leader(sim)),
-                        sim->net.count);
+                        sim->net.count, nodes);
             break;
         }
         sim_step(sim);

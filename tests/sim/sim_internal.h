@@ -182,7 +182,7 @@ struct ack_rec {
 
 struct check {
     bool failed;
-    char why[512];
+    char why[768];
     uint64_t *leaders;          /* term -> leader id (0 = none seen) */
     uint64_t leaders_cap;
     struct lm_slot *lm;         /* index -> records */
