@@ -62,8 +62,8 @@ struct sim_options {
     uint64_t converge_steps;  /* 0 = default (20000) */
     FILE *trace_out;          /* non-NULL: print every trace record as it happens */
     bool fixed_config;        /* scripted tests: fixed engine limits (1 entry per AE) */
-    /* Checker self-test only: force this clock drift bound (0 = the model's choice). With
-     * lease reads on, a drift beyond the lease margin MUST produce stale reads. */
+    /* Force this clock drift bound and per-node clock rates (0 = the model's choice).
+     * Lease reads assume bounded drift: beyond the lease margin they may be stale. */
     uint64_t clock_skew;
 };
 
