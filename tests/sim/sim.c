@@ -184,6 +184,24 @@ void sim_tick(struct sim *sim, uint64_t id)
 
 /* ---- client and admin requests ------------------------------------------------------ */
 
+/* The result of an accepted PROPOSE must name the entries the step appended. */
+static bool props_verify(struct sim *sim, struct sim_node *n, const struct yggr_result *r,
+                         const struct yggr_entry *entries)
+{
+    for (uint32_t k = 0; k < r->count; k++) {
+        const struct yggr_entry *e = slog_at(&n->store.written.log, r->index + k);
+        struct yggr_entry want = entries[k];
+        want.index = r->index + k;
+        want.term = r->term;
+        if (e == NULL || e->term != r->term || rng_entry_digest(e) != rng_entry_digest(&want)) {
+            return sim_violate(sim, "propose: n%llu answered (%llu,%llu) for command %u but "
+                               "its log holds %s there", U(n->id), U(r->index + k),
+                               U(r->term), k, e == NULL ? "nothing" : "another entry");
+        }
+    }
+    return true;
+}
+
 static void props_record(struct sim_node *n, const struct yggr_result *r,
                          const struct yggr_entry *entries)
 {
@@ -232,7 +250,7 @@ int sim_propose(struct sim *sim, uint64_t id, uint32_t count, uint32_t size)
     if (err == 0 && (a->result.count == 0 || a->result.count > count)) {
         sim_violate(sim, "propose: n%llu accepted %u of %u commands", U(id), a->result.count,
                     count);
-    } else if (err == 0 && !sim->check.failed) {
+    } else if (err == 0 && !sim->check.failed && props_verify(sim, n, &a->result, entries)) {
         props_record(n, &a->result, entries);
     }
     sim_note(sim, TR_PROPOSE, id, 0, count, (uint64_t)(int64_t)err,
@@ -259,6 +277,18 @@ int sim_change(struct sim *sim, uint64_t id, enum yggr_change_type type, uint64_
     int err = result_of(sim);
     sim_note(sim, TR_CHANGE, id, node, (uint64_t)type, (uint64_t)(int64_t)err,
              err == 0 ? sim->actions.result.index : 0, 0);
+    const struct yggr_entry *e =
+        err == 0 ? slog_at(&n->store.written.log, sim->actions.result.index) : NULL;
+    if (err == 0 && !sim->check.failed &&
+        (e == NULL || e->type != YGGR_ENTRY_CONFIG || e->change != (uint8_t)type ||
+         e->node != node || e->term != n->term)) {
+        sim_violate(sim, "change: n%llu answered index %llu for %s n%llu but its log holds "
+                    "no such CONFIG entry there", U(id), U(sim->actions.result.index),
+                    type == YGGR_CHANGE_ADD_VOTER ? "add-voter" :
+                    type == YGGR_CHANGE_REMOVE_VOTER ? "remove-voter" :
+                    type == YGGR_CHANGE_ADD_LEARNER ? "add-learner" : "promote-learner",
+                    U(node));
+    }
     return err;
 }
 
