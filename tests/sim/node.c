@@ -551,6 +551,33 @@ static void do_summary(struct sim *sim, struct sim_node *n, const struct yggr_ac
     }
 }
 
+/* Bounded leadership checks (in the node's own ticks; the limits are three maximum
+ * election timeouts): a transfer completes or gives up, and with check-quorum a leader
+ * that hears nobody steps down (REFERENCE 8.2 #16, #19). */
+static void check_leader_liveness(struct sim *sim, struct sim_node *n,
+                                  const struct yggr_actions *a)
+{
+    uint64_t limit = 3ull * n->cfg.election_timeout_max_ticks;
+    if (a->role != YGGR_ROLE_LEADER || !a->transferring) {
+        n->transfer_clock = 0;
+    } else if (n->transfer_clock == 0) {
+        n->transfer_clock = n->clock + 1;
+    } else if (n->clock + 1 - n->transfer_clock > limit) {
+        sim_violate(sim, "transfer: leader n%llu has refused proposals for a transfer for "
+                    "%llu ticks", U(n->id), U(n->clock + 1 - n->transfer_clock));
+        return;
+    }
+    if (a->role == YGGR_ROLE_LEADER && n->cfg.check_quorum &&
+        n->clock > n->heard_clock + limit) {
+        struct yggr_membership m;
+        yggr_engine_config_latest(n->engine, &m);
+        if (m.voter_count > 1) {
+            sim_violate(sim, "check-quorum: n%llu still leads after %llu ticks without "
+                        "hearing from anyone", U(n->id), U(n->clock - n->heard_clock));
+        }
+    }
+}
+
 static void engine_check(struct sim *sim, struct sim_node *n)
 {
     char why[256];
@@ -601,6 +628,12 @@ void node_step(struct sim *sim, struct sim_node *n, const struct yggr_event *ev)
     if (!sim->check.failed) {
         reads_serve(sim, n);
         do_summary(sim, n, a);
+    }
+    if (ev->type == YGGR_EVENT_RECEIVE || n->role != YGGR_ROLE_LEADER) {
+        n->heard_clock = n->clock;
+    }
+    if (!sim->check.failed) {
+        check_leader_liveness(sim, n, a);
     }
     if (!sim->check.failed) {
         engine_check(sim, n);
@@ -735,6 +768,8 @@ static bool restore_host(struct sim *sim, struct sim_node *n)
         }
     }
     n->clock = sim->clock;
+    n->heard_clock = n->clock;
+    n->transfer_clock = 0;
     return true;
 }
 

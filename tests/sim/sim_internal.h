@@ -357,6 +357,8 @@ struct sim_node {
     uint64_t clock;             /* ticks this node has seen (bounded drift, see sched.c) */
     uint32_t clock_rate;        /* relative tick rate 1..4 (drift runs), else 1 */
     bool hinted;                /* the engine asked for a snapshot (SNAPSHOT_HINT) */
+    uint64_t heard_clock;       /* own clock when it last received a message */
+    uint64_t transfer_clock;    /* own clock when its current transfer started (0 = none) */
     uint64_t starts;
     /* Observed from actions during this lifetime. */
     enum yggr_role role;
