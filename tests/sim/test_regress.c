@@ -96,14 +96,13 @@ Test(regress, f8_recover_with_a_log_that_conflicts_with_the_snapshot)
 
 Test(regress, f9_new_voters_vote_so_the_cluster_elects_a_leader, .disabled = true)
 {
-    sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP | SIM_F_PREVOTE | SIM_F_CHECK_QUORUM, 38, 1,
+    sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP | SIM_F_PREVOTE | SIM_F_CHECK_QUORUM, 37, 1,
           2000, 1500);
-    sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP, 119, 1, 2000, 1500);
     sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP | SIM_F_NETFAULT, 1, 300, 2000, 1500);
 }
 
 Test(regress, f10_snapshot_stream_accepts_an_ack_above_the_send_position, .disabled = true)
 {
-    sweep(3, SIM_F_PROPOSE | SIM_F_SNAPSHOT | SIM_F_NETFAULT, 29, 1, 2000, 1500);
-    sweep(3, SIM_F_PROPOSE | SIM_F_SNAPSHOT | SIM_F_NETFAULT, 1, 300, 2000, 1500);
+    sweep(3, SIM_F_PROPOSE | SIM_F_SNAPSHOT | SIM_F_NETFAULT, 831, 1, 2000, 1500);
+    sweep(3, SIM_FEATURES_ALL, 1, 100, 2000, 1500);
 }
