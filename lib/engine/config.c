@@ -8,8 +8,8 @@
  *
  * "The new configuration takes effect on each server as soon as it is added to that
  * server's log" (Raft thesis 4.1). So the engine keeps
- *   - `base`: the configuration in effect from `base_index` on (the bootstrap config at 0,
- *     or the snapshot's config at its index),
+ *   - `base`: the configuration in effect from `base_index` on (EMPTY at 0, or the
+ *     snapshot's config at its index),
  *   - `hist`: every CONFIG entry above base_index, ascending, with the configuration that
  *     results from it.
  * latest = the last hist entry (or base); config_at(i) = the last entry <= i; the
@@ -20,6 +20,12 @@
  * oldest entry is folded: every CONFIG entry in a log except the last one is committed
  * cluster-wide (a leader appends a change only once the previous one committed), so a
  * folded entry can never be truncated.
+ *
+ * Bootstrap (etcd-style, sim F1): the founders' configuration is log entries 1..k of term 0
+ * (config_bootstrap: ADD_VOTER per voter, then ADD_LEARNER per learner, ascending), written
+ * by every founder at its first RECOVER and committed by definition. So any node, a joiner
+ * included, rebuilds the configuration from its log alone, and replaying the entries from
+ * an empty configuration is idempotent.
  *
  * Changes (Raft thesis 4.1, one server at a time) are refused while another change is
  * uncommitted and until the leader committed an entry of its own term (the single-server
@@ -246,8 +252,11 @@ static void track(struct yggr_engine *e, uint64_t id, bool voter)
         YGGR_ASSERT(p != NULL);
         p->id = id;
         p->vote_granted = false;
-        /* A newly added peer starts probing at the entry that added it. */
+        /* A newly added peer starts probing at the entry that added it, and counts as
+         * recently active until the next check-quorum (as etcd): a leader whose quorum
+         * needs it must not step down before it had a whole period to answer (sim F9). */
         progress_reset(p, e->log.last > 0 ? e->log.last : 1, e->tick);
+        p->recent_active = true;
     }
     p->voter = voter;
 }

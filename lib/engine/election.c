@@ -13,7 +13,9 @@
  * "If election timeout elapses without receiving AppendEntries RPC from current leader or
  * granting vote to candidate: convert to candidate" (Figure 2). Only voters of the latest
  * configuration campaign; learners, joiners (empty configuration) and nodes a leader told
- * they were removed only re-arm their timer (REFERENCE 8.2 #14, #21).
+ * they were removed only re-arm their timer (REFERENCE 8.2 #14, #21). Every node, member or
+ * not, ANSWERS (pre-)votes by term, log and stickiness alone (thesis 4.1, as etcd): a new
+ * voter may not know yet that it is one, and its vote is needed.
  *
  * Durability: a candidate's RequestVotes go out only once storage reported its (term,
  * vote = self) durable, and a vote grant only once (term, vote = candidate) is durable: the
@@ -42,9 +44,19 @@ void election_reset_timer(struct yggr_engine *e)
     YGGR_ASSERT(e->election_timeout >= 1);
 }
 
+/* A voter of the latest configuration campaigns; so does a voter of the committed one
+ * whose removal is still uncommitted in its log (a leader that appended its own removal and
+ * crashed may hold the only copy of that entry, and the others cannot win without its vote
+ * while it refuses them as less up to date: it must be able to finish the change itself).
+ * Either way the votes are counted in the latest configuration, self counted only if in it. */
 bool election_can_campaign(const struct yggr_engine *e)
 {
-    return config_self_voter(e) && !e->removed;
+    if (e->removed) {
+        return false;
+    }
+    const struct yggr_membership *committed = config_at(&e->conf, e->commit);
+    return config_self_voter(e) ||
+           (committed != NULL && yggr_membership_is_voter(committed, e->id));
 }
 
 bool election_leader_recent(const struct yggr_engine *e)
@@ -171,6 +183,9 @@ static void campaign_durable(struct yggr_engine *e)
 {
     YGGR_ASSERT(e->role == YGGR_ROLE_CANDIDATE);
     YGGR_ASSERT(engine_term_durable(e) && e->durable_vote == e->id);
+    /* The election really starts now: give the votes a whole timeout (a slow disk must not
+     * eat the candidate's own timeout, or every election restarts before it completes). */
+    election_reset_timer(e);
     send_vote_requests(e, false);
     if (has_quorum(e, granted_votes(e))) {
         replication_become_leader(e); /* single voter: no one to ask */
@@ -250,7 +265,7 @@ static void count_vote(struct yggr_engine *e, bool pre, bool granted)
 static void handle_pre_vote(struct yggr_engine *e, const struct yggr_msg *msg)
 {
     const struct yggr_msg_vote_request *req = &msg->as.vote_request;
-    bool grant = config_self_voter(e) && msg->term > e->term && log_up_to_date(e, req->last) &&
+    bool grant = msg->term > e->term && log_up_to_date(e, req->last) &&
                  !election_leader_recent(e);
     count_vote(e, true, grant);
     reply_vote(e, msg, grant, false);
@@ -267,7 +282,7 @@ static void handle_vote(struct yggr_engine *e, const struct yggr_msg *msg)
     }
     election_observe_term(e, msg->term);
     sticky = !req->transfer && election_leader_recent(e);
-    bool grant = !sticky && config_self_voter(e) && (e->vote == 0 || e->vote == msg->from) &&
+    bool grant = !sticky && (e->vote == 0 || e->vote == msg->from) &&
                  log_up_to_date(e, req->last);
     count_vote(e, false, grant);
     if (!grant) {
@@ -292,8 +307,15 @@ void election_receive_vote_request(struct yggr_engine *e, const struct yggr_msg 
         e->m.messages_dropped++;
         return;
     }
-    if (!config_is_voter(e, msg->from)) {
-        bool removed = e->role == YGGR_ROLE_LEADER && !config_committed_member(e, msg->from);
+    /* Votes are granted without consulting our own configuration (Raft thesis 4.1: "servers
+     * process incoming RPC requests without consulting their current configurations"): a
+     * node added as a voter may not have received the entry that says so, and the
+     * candidate only counts votes of nodes that are voters in ITS configuration. Refusing
+     * there left a cluster whose new voter had not caught up without any electable node
+     * (sim, all features + heal). Only a leader turns a non-member away, and tells a
+     * removed one so (REFERENCE 8.2 #21). */
+    if (e->role == YGGR_ROLE_LEADER && !config_is_voter(e, msg->from)) {
+        bool removed = !config_committed_member(e, msg->from);
         count_vote(e, pre, false);
         reply_vote(e, msg, false, removed);
         return;

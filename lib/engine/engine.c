@@ -22,6 +22,12 @@
  * Determinism: time only through TICK events, randomness only from the xorshift64 PRNG
  * seeded by config.seed (REFERENCE 1.5); peers are visited in slot order.
  *
+ * Recovery (engine.h, struct yggr_recovered): the configuration is replayed from the log's
+ * CONFIG entries (starting empty) or the snapshot's; a brand-new founder first appends its
+ * bootstrap entries (term 0, committed by definition); commit starts at max(snapshot,
+ * term-0 prefix); a log that disagrees with the durable snapshot is dropped (the install
+ * rule) and storage is told so.
+ *
  * Failure modes: host misuse (events before RECOVER, inconsistent recovery data, bad
  * config) is asserted; anything a peer sends is validated and dropped (counted in
  * messages_dropped) when malformed.

@@ -126,6 +126,7 @@ struct progress {
     struct yggr_log_id snap_last;/* SNAPSHOT: which snapshot is streamed */
     uint64_t snap_sent;          /* next offset to send */
     uint64_t snap_acked;         /* offset the follower holds */
+    uint64_t snap_rewind_tick;   /* last restart of the stream (at most one per tick) */
     bool snap_done_sent;
     uint32_t step_msgs;
 };

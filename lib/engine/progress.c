@@ -80,6 +80,7 @@ void progress_become_snapshot(struct progress *p, struct yggr_log_id snap, uint6
     p->snap_last = snap;
     p->snap_sent = 0;
     p->snap_acked = 0;
+    p->snap_rewind_tick = UINT64_MAX;
     p->snap_done_sent = false;
     p->stall_tick = tick;
     p->probe_sent = false;

@@ -27,14 +27,23 @@
  *     (REFERENCE 8.1 #9). When the request added entries that are not durable yet the
  *     success is deferred and coalesced: one success goes out when LOG_PERSISTED covers
  *     it. Follower commit = min(leader_commit, verified) (Figure 2, "index of last new
- *     entry").
+ *     entry"); entries of term 0 (the bootstrap configuration) are committed as soon as
+ *     they are in the log.
  *   - Indexes at or below our commit index match the leader's log by Leader
  *     Completeness, so they are skipped without comparison.
  *   - Malformed requests (non-contiguous indexes, decreasing terms, terms above the
- *     message term, bad entry types) are dropped and counted, never asserted.
+ *     message term, bad entry types, term-0 entries that are not CONFIG) are dropped and
+ *     counted, never asserted. Term 0 is a real term here (prev may be (k, 0)): whether an
+ *     index is in the log is log_knows(), never "term_at == 0".
  *
  * Apply: committed entries of every type are handed out in index order, at most
  * max_step_entries per step; entries older than the cache are handed out `from_storage`.
+ * The cache evicts any durable entry, applied or not (sim F5: a cache full of durable,
+ * uncommitted entries must not refuse appends, or nothing ever commits).
+ *
+ * Stale responses (sim F7): a success that moves nothing sends nothing and leaves the probe
+ * in flight alone; a replicating peer ignores a rejection from a round older than its last
+ * match-moving success (every entry above match went out in that round or later).
  */
 #include <string.h>
 

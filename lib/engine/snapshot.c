@@ -13,17 +13,22 @@
  *
  * Leader: a peer whose next entry is compacted goes to SNAPSHOT state. Chunks stream back
  * to back, up to snapshot_chunks_inflight ahead of the acknowledged offset (8.3 #28). A
- * response's next_offset acknowledges; a next_offset below (or equal to, with more in
- * flight) the acknowledged offset restarts from there — INCLUDING 0 (the follower lost its
- * partial transfer, 8.2 #17). A transfer without any response for one minimum election
- * timeout resends from the acknowledged offset. done => match = snapshot index.
+ * response's next_offset acknowledges, even beyond what was sent (the follower holds those
+ * bytes: skip ahead); a next_offset below (or equal to, with more in flight) the
+ * acknowledged offset restarts from there — INCLUDING 0 (the follower lost its partial
+ * transfer, 8.2 #17) — at most once per tick, since reordered and duplicated
+ * acknowledgements say the same (sim F10). A transfer without any response for one minimum
+ * election timeout resends from the acknowledged offset. done => match = snapshot index.
+ * A snapshot may have term 0 (it covers only bootstrap entries).
  *
  *   follower chunk states:  idle ──offset 0──▶ receiving ──done chunk──▶ installing
  *                              ▲                  │ gap: reply expected       │
  *                              └──────────────────┴──── SNAPSHOT_PERSISTED ◀──┘
  *
- * Follower: a chunk at offset 0 (re)starts a transfer; a gap replies next_offset =
- * expected; non-final chunks are acknowledged at once. The final chunk is handed out with
+ * Follower: a chunk at offset 0 (re)starts a transfer; a transfer is ONE leader's byte
+ * stream in ONE term (another node's snapshot with the same id need not have the same
+ * bytes, sim F6), so a chunk of another leader or term at offset > 0 asks for a restart; a
+ * gap replies next_offset = expected; non-final chunks are acknowledged at once. The final chunk is handed out with
  * `done`; on SNAPSHOT_PERSISTED the engine installs it (keeps the log tail only when it
  * matches at the snapshot index), emits APPLY_SNAPSHOT and only then answers done. Every
  * non-rejection reply waits for the durable term.
@@ -158,13 +163,20 @@ static void on_chunk_ack(struct yggr_engine *e, struct progress *p,
         return;
     }
     p->stall_tick = e->tick;
-    if (r->next_offset < p->snap_acked ||
-        (r->next_offset == p->snap_acked && p->snap_sent > p->snap_acked)) {
-        p->snap_sent = r->next_offset; /* restart from there (0 included) */
-        p->snap_acked = r->next_offset;
+    uint64_t next = r->next_offset;
+    if (next > p->snap_acked) {
+        p->snap_acked = next; /* it holds [0, next): nothing below is sent again */
+        if (p->snap_sent < next) {
+            p->snap_sent = next;
+        }
+    } else if ((next < p->snap_acked || p->snap_sent > next) && p->snap_rewind_tick != e->tick) {
+        /* Restart from there: it lost its transfer (offset 0 included, REFERENCE 8.2 #17)
+         * or a chunk in flight (a gap). At most once per tick: reordered and duplicated
+         * acknowledgements say the same, and each restart resends the window. */
+        p->snap_sent = next;
+        p->snap_acked = next;
         p->snap_done_sent = false;
-    } else if (r->next_offset <= p->snap_sent) {
-        p->snap_acked = r->next_offset;
+        p->snap_rewind_tick = e->tick;
     }
     snapshot_send(e, p);
 }

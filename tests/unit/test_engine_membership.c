@@ -225,7 +225,7 @@ Test(learner, promote_moves_a_learner_to_the_voters)
     h_fini(&n);
 }
 
-Test(learner, a_learner_never_campaigns_and_rejects_votes)
+Test(learner, a_learner_never_campaigns_but_answers_votes)
 {
     static const uint64_t voters[3] = {1, 2, 3};
     static const uint64_t learners[1] = {4};
@@ -234,9 +234,11 @@ Test(learner, a_learner_never_campaigns_and_rejects_votes)
     h_ticks(&n, 50);
     cr_assert(eq(int, n.act.role, YGGR_ROLE_FOLLOWER));
     cr_assert(eq(u64, h_metrics(&n).elections_started, 0));
-    struct yggr_msg v = h_vote_req(2, 4, 1, 0, 0);
+    struct yggr_msg v = h_vote_req(2, 4, 1, 4, 0);
     h_recv(&n, &v);
-    cr_assert(not(h_find(&n, YGGR_MSG_VOTE_RESPONSE, 2)->as.vote_response.granted));
+    h_hs_persisted(&n);
+    cr_assert(h_find(&n, YGGR_MSG_VOTE_RESPONSE, 2)->as.vote_response.granted,
+              "a promotion it has not seen yet may make its vote count (etcd does the same)");
     h_fini(&n);
 }
 
@@ -258,16 +260,38 @@ Test(learner, a_new_leader_tracks_learners_too)
 
 /* ---------------------------------------------------------------- membership (gate) */
 
-Test(membership, a_vote_request_from_a_non_member_is_rejected_without_a_term_change)
+Test(membership, a_leader_turns_a_non_member_candidate_away_without_a_term_change)
+{
+    struct h_node l;
+    h_make_leader(&l);
+    struct yggr_msg v = h_vote_req(9, 1, 5, 50, 4);
+    v.as.vote_request.transfer = true; /* not even the transfer flag gets it through */
+    h_recv(&l, &v);
+    cr_assert(eq(u64, l.act.term, 1));
+    cr_assert(eq(int, l.act.role, YGGR_ROLE_LEADER));
+    const struct yggr_msg *r = h_find(&l, YGGR_MSG_VOTE_RESPONSE, 9);
+    cr_assert(not(r->as.vote_response.granted));
+    cr_assert(r->as.vote_response.removed);
+    h_fini(&l);
+}
+
+/* Thesis 4.1: votes do not consult the voter's configuration. A node may not yet hold the
+ * entry that made the candidate (or itself) a voter; the candidate counts only the votes of
+ * its own configuration's voters. */
+Test(membership, a_follower_answers_any_candidate_by_term_and_log_alone)
 {
     struct h_node n;
     h_init3(&n, 1);
-    struct yggr_msg v = h_vote_req(9, 1, 5, 0, 0);
+    struct yggr_msg stale = h_vote_req(9, 1, 5, 0, 0);
+    h_recv(&n, &stale);
+    cr_assert(not(h_find(&n, YGGR_MSG_VOTE_RESPONSE, 9)->as.vote_response.granted),
+              "its log is behind ours");
+    cr_assert(not(h_find(&n, YGGR_MSG_VOTE_RESPONSE, 9)->as.vote_response.removed),
+              "only a leader says removed");
+    struct yggr_msg v = h_vote_req(9, 1, 6, H_BOOT + 1, 2);
     h_recv(&n, &v);
-    cr_assert(eq(u64, n.act.term, 0));
-    const struct yggr_msg *r = h_find(&n, YGGR_MSG_VOTE_RESPONSE, 9);
-    cr_assert(not(r->as.vote_response.granted));
-    cr_assert(not(r->as.vote_response.removed), "only a leader says removed");
+    h_hs_persisted(&n);
+    cr_assert(h_find(&n, YGGR_MSG_VOTE_RESPONSE, 9)->as.vote_response.granted);
     h_fini(&n);
 }
 

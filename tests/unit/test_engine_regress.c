@@ -1175,3 +1175,176 @@ Test(regress, sim_f7_a_lost_probe_behind_a_compaction_falls_back_to_a_snapshot)
     cr_assert_not_null(h_find(&n, YGGR_MSG_SNAPSHOT_REQUEST, 3));
     h_fini(&n);
 }
+
+/* F9 (also found by `yggr-sim --seed 46 --steps 3000 --heal-at 2000 --features all`: no
+ * leader after healing, forever): {1} added voter 5, 5 never received that
+ * entry, 1 lost its leadership: 1 needs 5's vote, and 5 (empty configuration) must give
+ * it even though it knows neither 1 nor that it is a voter. */
+Test(regress, sim_f9_a_new_voter_that_missed_its_promotion_still_votes)
+{
+    struct h_node j;
+    h_init(&j, 5, NULL, 0, NULL);
+    struct yggr_msg pv = h_prevote_req(1, 5, 4, 40, 3);
+    h_recv(&j, &pv);
+    cr_assert(h_find(&j, YGGR_MSG_PRE_VOTE_RESPONSE, 1)->as.vote_response.granted);
+    struct yggr_msg v = h_vote_req(1, 5, 4, 40, 3);
+    h_recv(&j, &v);
+    h_hs_persisted(&j);
+    cr_assert(h_find(&j, YGGR_MSG_VOTE_RESPONSE, 1)->as.vote_response.granted);
+    h_ticks(&j, 100);
+    cr_assert(eq(u64, h_metrics(&j).elections_started, 0), "but never campaigns");
+    h_fini(&j);
+}
+
+/* Found by `yggr-sim --seed 73 --steps 3000 --heal-at 2000 --features all` (3 nodes, slow
+ * disks: elections restarted forever, term 372 after healing): the candidate's election
+ * timer ran while its own term was being persisted, so a slow disk ate the timeout and
+ * every election restarted before the votes came back. The timer restarts when the
+ * RequestVotes go out. */
+Test(regress, sim_heal_a_candidate_gets_a_whole_timeout_once_its_term_is_durable)
+{
+    struct h_node n;
+    h_init3(&n, 1);
+    h_ticks(&n, 10);
+    cr_assert(eq(int, n.act.role, YGGR_ROLE_CANDIDATE));
+    cr_assert(eq(u64, n.act.term, 1));
+    h_ticks(&n, 9); /* a slow disk */
+    h_hs_persisted(&n);
+    cr_assert(eq(u32, h_count(&n, YGGR_MSG_VOTE_REQUEST), 2));
+    h_ticks(&n, 9);
+    cr_assert(eq(u64, n.act.term, 1), "still collecting the votes of term 1");
+    h_tick(&n);
+    cr_assert(eq(u64, n.act.term, 2), "a whole timeout after the votes went out");
+    h_fini(&n);
+}
+
+/* Found by `yggr-sim --seed 52 --steps 3000 --heal-at 2000 --features all` (no leader
+ * forever): leader 2 of {2,3} appended its own removal (config {3}) and crashed; only it
+ * holds that entry, so 3 cannot win without 2's vote, 2 refuses 3 (3's log is behind),
+ * and 2, not a voter of its latest configuration, never campaigned. A voter of the
+ * committed configuration may campaign; it counts votes in the latest one (not itself),
+ * finishes the change and steps down when it commits. */
+Test(regress, sim_heal_a_leader_that_appended_its_own_removal_can_finish_it)
+{
+    struct h_node n;
+    memset(&n, 0, sizeof(n));
+    n.id = 2;
+    struct yggr_engine_config c = h_config(2);
+    cr_assert(eq(int, yggr_engine_create(&c, &n.e), 0));
+    static struct yggr_entry log[5] = {
+        {.index = 1, .type = YGGR_ENTRY_CONFIG, .change = YGGR_CHANGE_ADD_VOTER, .node = 1},
+        {.index = 2, .type = YGGR_ENTRY_CONFIG, .change = YGGR_CHANGE_ADD_VOTER, .node = 2},
+        {.index = 3, .type = YGGR_ENTRY_CONFIG, .change = YGGR_CHANGE_ADD_VOTER, .node = 3},
+        {.index = 4, .term = 1, .type = YGGR_ENTRY_NOOP},
+        {.index = 5, .term = 1, .type = YGGR_ENTRY_CONFIG, .change = YGGR_CHANGE_REMOVE_VOTER,
+         .node = 2}};
+    static struct yggr_entry configs[4];
+    configs[0] = log[0];
+    configs[1] = log[1];
+    configs[2] = log[2];
+    configs[3] = log[4];
+    static const struct yggr_term_run runs[2] = {{0, 1}, {1, 4}};
+    struct yggr_event ev = {.type = YGGR_EVENT_RECOVER};
+    ev.as.recover.term = 1;
+    ev.as.recover.vote = 2;
+    ev.as.recover.first_index = 1;
+    ev.as.recover.last_index = 5;
+    ev.as.recover.terms = runs;
+    ev.as.recover.term_count = 2;
+    ev.as.recover.configs = configs;
+    ev.as.recover.config_count = 4;
+    ev.as.recover.tail = log;
+    ev.as.recover.tail_count = 5;
+    h_step(&n, &ev);
+    struct yggr_membership m;
+    yggr_engine_config_latest(n.e, &m);
+    cr_assert(not(yggr_membership_is_voter(&m, 2)), "its removal is in its log");
+    h_ticks(&n, 10);
+    cr_assert(eq(int, n.act.role, YGGR_ROLE_CANDIDATE), "a voter of the committed config");
+    h_hs_persisted(&n);
+    cr_assert(eq(u32, h_count(&n, YGGR_MSG_VOTE_REQUEST), 2));
+    struct yggr_msg g3 = h_vote_resp(3, 2, 2, true);
+    h_recv(&n, &g3);
+    cr_assert(eq(int, n.act.role, YGGR_ROLE_CANDIDATE), "self does not count: {1,3} vote");
+    struct yggr_msg g1 = h_vote_resp(1, 2, 2, true);
+    h_recv(&n, &g1);
+    cr_assert(eq(int, n.act.role, YGGR_ROLE_LEADER));
+    h_persist_all(&n);
+    struct yggr_msg ok1 = h_append_ok(1, 2, 2, 6, n.e->round);
+    struct yggr_msg ok3 = h_append_ok(3, 2, 2, 6, n.e->round);
+    h_recv(&n, &ok1);
+    h_recv(&n, &ok3);
+    cr_assert(eq(u64, n.act.commit_index, 6), "the removal committed");
+    cr_assert(eq(int, n.act.role, YGGR_ROLE_FOLLOWER), "and then it steps down");
+    uint64_t started = h_metrics(&n).elections_started;
+    h_ticks(&n, 50);
+    cr_assert(eq(u64, h_metrics(&n).elections_started, started), "removed: no more elections");
+    h_fini(&n);
+}
+
+/* F10 (also found by `yggr-sim --seed 251 --steps 3000 --heal-at 2000 --features all`: a
+ * joiner never finished a 238-byte snapshot): with reordering, every acknowledgement below the
+ * acknowledged offset restarted the stream and one above what had been sent was ignored,
+ * so the stream kept rewinding. An acknowledgement beyond what was sent now skips ahead
+ * (the follower holds those bytes), and the stream restarts at most once per tick. */
+Test(regress, sim_f10_reordered_snapshot_acks_do_not_wedge_the_stream)
+{
+    struct yggr_engine_config c = h_config(1);
+    c.snapshot_chunk_bytes = 3;
+    c.snapshot_chunks_inflight = 4;
+    static const uint64_t ids[3] = {1, 2, 3};
+    struct h_node n;
+    h_init(&n, 1, ids, 3, &c);
+    h_ticks(&n, 10);
+    h_hs_persisted(&n);
+    struct yggr_msg g = h_vote_resp(3, 1, 1, true);
+    h_recv(&n, &g);
+    h_propose(&n, 5);
+    h_persist_all(&n);
+    struct yggr_msg ok = h_append_ok(3, 1, 1, X(6), n.e->round);
+    h_recv(&n, &ok);
+    taken(&n, X(6), 30);
+    struct yggr_msg cf = h_append_conflict(2, 1, 1, 2, 0);
+    h_recv(&n, &cf);
+    cr_assert(eq(u32, h_count(&n, YGGR_MSG_SNAPSHOT_REQUEST), 4), "0, 3, 6, 9");
+    struct yggr_msg a = {.type = YGGR_MSG_SNAPSHOT_RESPONSE, .from = 2, .to = 1, .term = 1};
+    a.as.snapshot_response.last = (struct yggr_log_id){X(6), 1};
+    a.as.snapshot_response.next_offset = 9;
+    h_recv(&n, &a);
+    cr_assert(eq(u32, h_count(&n, YGGR_MSG_SNAPSHOT_REQUEST), 3), "12, 15, 18");
+    a.as.snapshot_response.next_offset = 3; /* reordered: older than 9 */
+    h_recv(&n, &a);
+    cr_assert(eq(u32, h_count(&n, YGGR_MSG_SNAPSHOT_REQUEST), 4), "one restart (from 3)");
+    h_recv(&n, &a);
+    cr_assert(eq(u32, h_count(&n, YGGR_MSG_SNAPSHOT_REQUEST), 0), "not again this tick");
+    a.as.snapshot_response.next_offset = 21; /* it holds more than we resent */
+    h_recv(&n, &a);
+    const struct yggr_msg *m = h_find(&n, YGGR_MSG_SNAPSHOT_REQUEST, 2);
+    cr_assert_not_null(m);
+    cr_assert(eq(u64, m->as.snapshot.offset, 21), "skips ahead");
+    h_fini(&n);
+}
+
+/* F9, the other half: a just-added voter started as inactive, so a leader whose quorum
+ * needs it stepped down at the next check-quorum, possibly right after the change, before
+ * the new voter could answer. It now counts as active until the check after that. */
+Test(regress, sim_f9_a_new_voter_counts_as_active_until_the_next_check_quorum)
+{
+    struct yggr_engine_config c = h_config(1);
+    c.check_quorum = true;
+    static const uint64_t ids[1] = {1};
+    struct h_node n;
+    h_init(&n, 1, ids, 1, &c);
+    h_ticks(&n, 10);
+    h_hs_persisted(&n);
+    h_persist_all(&n);
+    cr_assert(eq(int, n.act.role, YGGR_ROLE_LEADER));
+    h_ticks(&n, 9); /* the next check-quorum is one tick away */
+    change(&n, YGGR_CHANGE_ADD_VOTER, 2);
+    cr_assert(eq(int, n.act.result.err, 0));
+    h_tick(&n);
+    cr_assert(eq(int, n.act.role, YGGR_ROLE_LEADER), "2 had no time to answer yet");
+    h_ticks(&n, 10);
+    cr_assert(eq(int, n.act.role, YGGR_ROLE_FOLLOWER), "a whole period of silence");
+    h_fini(&n);
+}

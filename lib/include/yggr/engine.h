@@ -236,7 +236,9 @@ struct yggr_term_run {
  * term T (the install rule of YGGR_ACT_SNAPSHOT_CHUNK). Any other log (for instance one that
  * ends below I because log writes behind a durable snapshot were lost in a crash) is
  * ignored, and this step tells storage to drop it: YGGR_ACT_APPEND with truncate_from =
- * first_index and no entries, then YGGR_ACT_COMPACT below I + 1. */
+ * first_index and no entries (if the stored log is not empty), then YGGR_ACT_COMPACT below
+ * I + 1: the log continues at I + 1. A snapshot of term 0 (it covers only bootstrap
+ * entries) is a valid snapshot. */
 struct yggr_recovered {
     uint64_t term;
     uint64_t vote;                              /* 0 = none */
@@ -288,7 +290,8 @@ struct yggr_event {
             uint64_t vote;
         } hard_state_persisted;                                    /* HARD_STATE_PERSISTED */
         struct {
-            struct yggr_log_id last;          /* must be committed and known to the log */
+            struct yggr_log_id last;          /* must be applied and known to the log
+                                               * (term 0 for a bootstrap index) */
             uint64_t size;                    /* total snapshot bytes */
         } snapshot_taken;                                          /* SNAPSHOT_TAKEN */
         struct yggr_log_id snapshot_persisted;                     /* SNAPSHOT_PERSISTED */
@@ -368,8 +371,9 @@ struct yggr_actions {
         uint32_t count;
         uint64_t first_index;  /* index of the first entry handed out */
         /* true: `entries` is NULL; read the `count` entries from first_index on from log
-         * storage (they are durable there) and apply them. Happens after a restart, when
-         * committed entries are older than the in-memory cache. */
+         * storage (they are durable there) and apply them. Happens after a restart, and
+         * whenever committed entries were evicted from the in-memory cache (any durable
+         * entry may be, applied or not). */
         bool from_storage;
     } apply;
 
