@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Regression tests for the engine findings in docs/sim-findings.md. Each one replays the
- * seed of the finding and then sweeps seeds of the feature set that exposed it. Tests of
- * findings that are still OPEN upstream are disabled (they fail today); each one is
- * enabled in the change that merges the engine fix (F1: 01e0804; F2, F3, F4: 1bc07b8,
- * 15679ff; F5: 0f33f77; F6: 7b691c4; F7: 2f75f03; F8: a767cd3).
- * F4 and F8 have scripted tests in test_snapshot.c. */
+ * seed of the finding and then sweeps seeds of the feature set that exposed it. A test
+ * for a finding still OPEN upstream is disabled (it fails) until the change that merges
+ * the fix enables it. All were seen failing before and passing after their fix (F1:
+ * 01e0804; F2, F3, F4: 1bc07b8, 15679ff; F5: 0f33f77; F6: 7b691c4; F7: 2f75f03; F8:
+ * a767cd3; F9, F10: 9d16b1c, 270f85b). F4 and F8 have scripted tests in test_snapshot.c,
+ * F1 in test_membership.c. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 
@@ -94,14 +95,14 @@ Test(regress, f8_recover_with_a_log_that_conflicts_with_the_snapshot)
     sweep(3, SIM_FEATURES_BASIC | SIM_F_SNAPSHOT, 1, 300, 3000, 0);
 }
 
-Test(regress, f9_new_voters_vote_so_the_cluster_elects_a_leader, .disabled = true)
+Test(regress, f9_new_voters_vote_so_the_cluster_elects_a_leader)
 {
     sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP | SIM_F_PREVOTE | SIM_F_CHECK_QUORUM, 37, 1,
           2000, 1500);
     sweep(3, SIM_F_PROPOSE | SIM_F_MEMBERSHIP | SIM_F_NETFAULT, 1, 300, 2000, 1500);
 }
 
-Test(regress, f10_snapshot_stream_accepts_an_ack_above_the_send_position, .disabled = true)
+Test(regress, f10_snapshot_stream_accepts_an_ack_above_the_send_position)
 {
     sweep(3, SIM_F_PROPOSE | SIM_F_SNAPSHOT | SIM_F_NETFAULT, 831, 1, 2000, 1500);
     sweep(3, SIM_FEATURES_ALL, 1, 100, 2000, 1500);
