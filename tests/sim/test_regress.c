@@ -107,3 +107,9 @@ Test(regress, f10_snapshot_stream_accepts_an_ack_above_the_send_position)
     sweep(3, SIM_F_PROPOSE | SIM_F_SNAPSHOT | SIM_F_NETFAULT, 831, 1, 2000, 1500);
     sweep(3, SIM_FEATURES_ALL, 1, 100, 2000, 1500);
 }
+
+Test(regress, f11_reference_wire_followers_catch_up_in_windows, .disabled = true)
+{
+    sweep(3, SIM_F_PROPOSE | SIM_F_REFWIRE | SIM_F_NETFAULT, 396, 1, 3000, 2500);
+    sweep(3, SIM_F_PROPOSE | SIM_F_REFWIRE | SIM_F_NETFAULT, 1, 500, 3000, 2500);
+}
