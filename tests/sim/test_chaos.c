@@ -1,6 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Chaos seeds: random faults with every safety invariant checked after every step
  * (REFERENCE 6.3 chaos, with crashes that tear writes, slow disks and one-way cuts). */
+
+/*
+ * Design notes
+ * - Seeds are spread (seed * 7919 + nodes) so the suites do not replay each other.
+ * - A failing seed prints its violation and the last trace records (cluster_run_seed);
+ *   replay it with the CLI: yggr-sim --seed S --nodes N --features ... --steps M.
+ * - Each suite also asserts the runs did real work (commits, crashes), not only that
+ *   nothing fired.
+ */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 

@@ -1,5 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Membership changes (REFERENCE 6.3 membership, 8.1 #6-#8, 8.2 #14/#21). */
+
+/*
+ * Design notes
+ * - Scripted with cluster.h: joiners are spare ids started with an empty configuration;
+ *   the founders' configuration reaches them as the term-0 bootstrap entries.
+ * - Elections after a leader left need time on every node (leader stickiness), hence
+ *   cluster_await_leader rather than cluster_elect.
+ */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 

@@ -2,6 +2,13 @@
 /* Simulator self-tests: the invariant checker on synthetic good and bad histories, the disk
  * model (FIFO durability, crash, torn appends, snapshot install), the state machine and the
  * trace. No engine involved: if these pass, a silent simulator run means something. */
+
+/*
+ * Design notes
+ * - Every detector has a bad history that must fire and a good one that must stay
+ *   silent; histories are built with the same check_* calls the simulator makes.
+ * - Entries use borrowed bytes (buf == NULL): the disk model must copy them.
+ */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <string.h>

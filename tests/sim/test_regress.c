@@ -6,6 +6,13 @@
  * 01e0804; F2, F3, F4: 1bc07b8, 15679ff; F5: 0f33f77; F6: 7b691c4; F7: 2f75f03; F8:
  * a767cd3; F9, F10: 9d16b1c, 270f85b). F4 and F8 have scripted tests in test_snapshot.c,
  * F1 in test_membership.c. */
+
+/*
+ * Design notes
+ * - sweep() runs whole simulations: the replay seed first (fails fast with the
+ *   finding's exact trace), then the family of seeds.
+ * - converge_steps narrows the liveness window where the finding was about speed.
+ */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 

@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Smoke, determinism and liveness of the simulator on happy (fault-free) schedules
  * (REFERENCE 6.3 smoke and happy proptests). */
+
+/*
+ * Design notes
+ * - Liveness bounds follow REFERENCE 6.3: a leader within 2000 steps, a commit on a
+ *   majority within 3000; convergence after faults stop uses the --heal-at machinery.
+ * - Replay is checked by the trace fingerprint (every record of the run).
+ */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 

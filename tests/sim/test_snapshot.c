@@ -3,6 +3,12 @@
  * floor catches up through InstallSnapshot and then replicates normally
  * (REFERENCE 6.3 snapshot and 8.1 #1: the installed configuration must include the
  * leader, or the follower drops its AppendEntries forever). */
+
+/*
+ * Design notes
+ * - Scripted runs take snapshots by hand (cluster_snapshot) and hold a node's disk
+ *   (cluster_hold_disk) to build the durable-log-behind-snapshot states of F4 and F8.
+ */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 

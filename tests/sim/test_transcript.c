@@ -2,6 +2,13 @@
 /* Classic Raft scenarios as protocol transcripts over a hand-driven cluster (cowsql
  * raft test/integration style): every step is an explicit action, every expectation a
  * trace line, and every safety invariant is checked after each action. */
+
+/*
+ * Design notes
+ * - Indexes 1..k hold the bootstrap configuration (term 0), so expectations compute
+ *   indexes instead of hard-coding the paper's.
+ * - Scripted delivery is FIFO; only the messages a step names are delivered or dropped.
+ */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <string.h>
