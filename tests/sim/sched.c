@@ -402,7 +402,8 @@ static void dispatch(struct sim *sim, enum sched_action a)
     case SA_FLUSH: do_flush(sim); return;
     case SA_PROPOSE:
         (void)sim_propose(sim, client_target(sim), (uint32_t)rng_range(rng, 1, 4),
-                          (uint32_t)rng_range(rng, 8, 64));
+                          (uint32_t)rng_range(rng, 8, (sim->opt.features & SIM_F_BIGCMD)
+                                                          ? 600 : 64));
         return;
     case SA_READ: (void)sim_read(sim, client_target(sim)); return;
     case SA_DROP: case SA_DUP: case SA_DELAY: do_network_fault(sim, a); return;
