@@ -39,7 +39,8 @@ asan: deps
 tsan: deps
 	[ -f build-tsan/build.ninja ] || meson setup build-tsan -Db_sanitize=thread -Db_lundef=false
 	meson compile -C build-tsan
-	tools/run-tests.sh build-tsan
+	YGGR_TEST_TICK_MS=20 TSAN_OPTIONS="halt_on_error=1:suppressions=$(CURDIR)/tests/tsan.supp" \
+	    tools/run-tests.sh build-tsan --suite tsan
 
 fuzz: deps
 	[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false

@@ -12,8 +12,8 @@ meson install -C "$build" --destdir "$stage" >/dev/null
 pcdir=$(dirname "$(find "$stage" -name yggr.pc | head -1)")
 export PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$stage"
 echo "check-install: pkg-config --cflags --libs yggr -> $(pkg-config --cflags --libs yggr)"
-libdir=$(pkg-config --variable=libdir yggr)
+libdir=$(dirname "$(find "$stage" -name 'libyggr_rt.so.0' | head -1)")
 cc -std=c11 -Wall -Wextra -Werror -o "$stage/example-counter" tools/example-counter/counter.c \
     $(pkg-config --cflags --libs yggr)
-LD_LIBRARY_PATH="$stage$libdir" "$stage/example-counter" "$stage" $((26100 + RANDOM % 2000))
+LD_LIBRARY_PATH="$libdir" "$stage/example-counter" "$stage" $((26100 + RANDOM % 2000))
 echo "check-install: OK (installed header, pkg-config, example-counter ran)"

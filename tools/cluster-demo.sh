@@ -55,8 +55,12 @@ sleep 2
 cluster status --wait-leader 10
 
 say "summary"
-for f in w1 w2; do
-    [ -f "$dir/$f.json" ] && printf '%s: %s\n' "$f" "$(tr -d '\n' < "$dir/$f.json" | head -c 400)"
+num() { sed -n "s/^  \"$2\": \([0-9.]*\),*\$/\1/p" "$1" | cut -d. -f1; }
+printf '%-46s %10s %9s %9s %9s\n' workload "ops/s" "p50 us" "p99 us" errors
+for spec in "w1|3 durable nodes, 64 conns x 16, 64 B writes" "w2|single client, depth 1 (latency)"; do
+    f="$dir/${spec%%|*}.json"
+    [ -f "$f" ] && printf '%-46s %10s %9s %9s %9s\n' "${spec#*|}" "$(num "$f" ops_per_sec)" \
+        "$(num "$f" p50_us)" "$(num "$f" p99_us)" "$(num "$f" errors)"
 done
 say "stopping the cluster"
 cluster stop

@@ -30,6 +30,9 @@ need_pkgconfig libcrypto libssl-dev
 need_cmd ip iproute2
 need_cmd nft nftables
 need_cmd unshare util-linux
+# Optional for tests (they skip without them), installed when we can.
+need_cmd redis-server redis-server
+need_cmd redis-cli redis-tools
 
 if [ ${#missing[@]} -eq 0 ]; then
     echo "deps: all dependencies present"

@@ -38,7 +38,8 @@ info_field() { # node field
 }
 
 step "start 3 yggr-kv nodes"
-cluster start 3 -- --tick-ms 10 --snapshot-entries 20000
+# Sanitizer builds run much slower: YGGR_TEST_TICK_MS stretches time (default 10 ms).
+cluster start 3 -- --tick-ms "${YGGR_TEST_TICK_MS:-10}" --snapshot-entries 20000
 cluster status --wait-leader 20
 L=$(leader_of)
 F=$(( L % 3 + 1 ))

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#define _DEFAULT_SOURCE /* mkdtemp, usleep */
 /* example-counter: three yggr nodes in one process replicating a counter. Built only
  * against the installed <yggr/yggr.h> and `pkg-config yggr` (tools/check-install.sh). */
 #include <stdint.h>
