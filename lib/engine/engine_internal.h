@@ -98,8 +98,7 @@ struct inflight {
 };
 
 struct sent_req {
-    uint64_t round;
-    uint64_t end;                /* highest index the request could prove */
+    uint64_t round;              /* the leader's round when the request went out */
 };
 
 struct progress {
@@ -139,7 +138,7 @@ bool progress_window_full(const struct progress *p, const struct yggr_engine_con
 void progress_sent_data(struct progress *p, uint64_t end, uint64_t bytes, uint32_t cap);
 void progress_free_upto(struct progress *p, uint64_t index, uint32_t cap);
 bool progress_record_success(struct progress *p, uint64_t index, uint64_t tick);
-void progress_sent_push(struct progress *p, uint64_t round, uint64_t end);
+void progress_sent_push(struct progress *p, uint64_t round);
 bool progress_sent_pop(struct progress *p, struct sent_req *out);
 void progress_sent_drop_upto(struct progress *p, uint64_t round);
 uint64_t progress_quorum_value(uint64_t *values, uint32_t count);

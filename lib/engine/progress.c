@@ -16,10 +16,13 @@
  *     free every record whose end is <= the acknowledged index.
  *   SNAPSHOT: the log the peer needs is compacted; snapshot chunks stream instead.
  *
- * `sent` is a FIFO of {round, end} of requests whose response is outstanding. A response
+ * `sent` is a FIFO of the rounds of requests whose response is outstanding. A response
  * that does not carry a round (a reference peer, or reference_wire) is credited with the
  * OLDEST outstanding record: a lower bound, since responses to dropped requests only make
- * us lag (REFERENCE 8.1 #3). When the FIFO is full nothing more is pushed.
+ * us lag (REFERENCE 8.1 #3; a DUPLICATED response would shift the crediting by one
+ * record, which a transport that never duplicates, like TCP, rules out). The credit only
+ * confirms rounds for reads and leases; replication trusts last_appended alone (sim F11).
+ * When the FIFO is full nothing more is pushed.
  *
  * Invariants: match < next in PROBE/REPLICATE; match never decreases (a stale success can
  * neither rewind match nor next: Raft paper 5.3 and REFERENCE 1.9); infl_count <=
@@ -133,14 +136,13 @@ bool progress_record_success(struct progress *p, uint64_t index, uint64_t tick)
     return true;
 }
 
-void progress_sent_push(struct progress *p, uint64_t round, uint64_t end)
+void progress_sent_push(struct progress *p, uint64_t round)
 {
     if (p->sent_count == p->sent_cap) {
         return; /* full: stop pushing (older records are lower bounds) */
     }
     struct sent_req *r = &p->sent[(p->sent_head + p->sent_count) % p->sent_cap];
     r->round = round;
-    r->end = end;
     p->sent_count++;
     YGGR_ASSERT(p->sent_count <= p->sent_cap);
 }

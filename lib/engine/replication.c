@@ -185,7 +185,7 @@ static bool send_entries(struct yggr_engine *e, struct progress *p)
     } else {
         p->probe_sent = true;
     }
-    progress_sent_push(p, e->round, end);
+    progress_sent_push(p, e->round);
     p->step_msgs++;
     e->m.append_entries_sent++;
     YGGR_ASSERT(count >= 1);
@@ -254,7 +254,7 @@ static void send_heartbeat(struct yggr_engine *e, struct progress *p)
         return;
     }
     fill_append(e, m, at);
-    progress_sent_push(p, e->round, at);
+    progress_sent_push(p, e->round);
     e->m.append_entries_sent++;
     YGGR_ASSERT(m->as.append.entry_count == 0);
 }
@@ -689,19 +689,23 @@ void replication_receive_append_response(struct yggr_engine *e, const struct ygg
     }
     p->recent_active = true;
     p->heard_tick = e->tick;
+    /* A response without a round (a reference peer) is credited, for read and lease
+     * confirmation only, with the round of the OLDEST outstanding request: a lower bound.
+     * Replication never depends on which request it answers: a success of this term
+     * names an index that matches our log and is durable there, whatever it answers
+     * (capping it at the oldest request, usually a heartbeat at match, held such a peer
+     * to one entry per heartbeat: sim F11). */
     uint64_t round = r->round;
-    uint64_t cap = r->last_appended;
     if (round == 0) {
-        struct sent_req s = {0, p->match};
-        (void)progress_sent_pop(p, &s); /* lower bound: the oldest outstanding request */
+        struct sent_req s = {0};
+        (void)progress_sent_pop(p, &s);
         round = s.round;
-        cap = min_u64(cap, s.end);
     } else {
         progress_sent_drop_upto(p, round);
     }
     replication_credit_round(e, p, round);
     if (r->success) {
-        on_success(e, p, cap, r->round);
+        on_success(e, p, r->last_appended, r->round);
     } else {
         on_conflict(e, p, r);
     }

@@ -110,7 +110,7 @@ void snapshot_send(struct yggr_engine *e, struct progress *p)
         m->as.snapshot.len = (uint32_t)len;
         m->as.snapshot.config = &e->snap.config;
         m->as.snapshot.round = e->cfg.reference_wire ? 0 : e->round;
-        progress_sent_push(p, e->round, 0);
+        progress_sent_push(p, e->round);
         p->snap_sent += len;
         p->snap_done_sent = m->as.snapshot.done;
         p->step_msgs++;
@@ -197,7 +197,7 @@ void snapshot_receive_response(struct yggr_engine *e, const struct yggr_msg *msg
     p->heard_tick = e->tick;
     uint64_t round = r->round;
     if (round == 0) {
-        struct sent_req s = {0, 0};
+        struct sent_req s = {0};
         (void)progress_sent_pop(p, &s);
         round = s.round;
     } else {

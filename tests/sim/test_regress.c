@@ -4,8 +4,8 @@
  * for a finding still OPEN upstream is disabled (it fails) until the change that merges
  * the fix enables it. All were seen failing before and passing after their fix (F1:
  * 01e0804; F2, F3, F4: 1bc07b8, 15679ff; F5: 0f33f77; F6: 7b691c4; F7: 2f75f03; F8:
- * a767cd3; F9, F10: 9d16b1c, 270f85b). F4 and F8 have scripted tests in test_snapshot.c,
- * F1 in test_membership.c. */
+ * a767cd3; F9, F10: 9d16b1c, 270f85b; F11: the commit that enabled its test). F4 and F8
+ * have scripted tests in test_snapshot.c, F1 in test_membership.c. */
 
 /*
  * Design notes
@@ -115,8 +115,14 @@ Test(regress, f10_snapshot_stream_accepts_an_ack_above_the_send_position)
     sweep(3, SIM_FEATURES_ALL, 1, 100, 2000, 1500);
 }
 
-Test(regress, f11_reference_wire_followers_catch_up_in_windows, .disabled = true)
+Test(regress, f11_reference_wire_followers_catch_up_in_windows)
 {
+    /* Before the fix seed 396 needed ~10x the default window, and 10 of these 500 seeds
+     * missed a 4000-step window (as many as without reference-wire peers now: 0). */
     sweep(3, SIM_F_PROPOSE | SIM_F_REFWIRE | SIM_F_NETFAULT, 396, 1, 3000, 2500);
+    converge_steps = 4000;
     sweep(3, SIM_F_PROPOSE | SIM_F_REFWIRE | SIM_F_NETFAULT, 1, 500, 3000, 2500);
+    converge_steps = 0;
+    sweep(7, SIM_FEATURES_ALL, 1933, 1, 3000, 2500);
+    sweep(7, SIM_FEATURES_ALL, 2153, 1, 3000, 2500);
 }

@@ -1348,3 +1348,25 @@ Test(regress, sim_f9_a_new_voter_counts_as_active_until_the_next_check_quorum)
     cr_assert(eq(int, n.act.role, YGGR_ROLE_FOLLOWER), "a whole period of silence");
     h_fini(&n);
 }
+
+/* F11: a success without a round (a reference peer) was capped at the end of the OLDEST
+ * outstanding request, usually a heartbeat naming match, so such a peer gained about one
+ * entry per heartbeat. The conservative crediting now only confirms rounds (reads,
+ * leases); match moves to what the success claims. */
+Test(regress, sim_f11_a_success_without_a_round_moves_match_to_what_it_claims)
+{
+    struct h_node n;
+    h_make_leader(&n);
+    h_tick(&n); /* heartbeats at match: the oldest outstanding requests */
+    uint64_t hb_round = n.e->round;
+    cr_assert(eq(u32, h_count(&n, YGGR_MSG_APPEND_REQUEST), 2));
+    h_propose(&n, 4); /* X(2)..X(5) */
+    h_persist_all(&n);
+    struct yggr_msg ok = h_append_ok(2, 1, 1, X(5), 0);
+    h_recv(&n, &ok);
+    cr_assert(eq(u64, h_progress(&n, 2).match_index, X(5)), "not capped at the heartbeat");
+    cr_assert(eq(u64, n.act.commit_index, X(5)));
+    cr_assert(eq(u64, engine_peer(n.e, 2)->acked_round, hb_round),
+              "rounds stay credited with the oldest request");
+    h_fini(&n);
+}
