@@ -28,10 +28,12 @@
  * Follower: a chunk at offset 0 (re)starts a transfer; a transfer is ONE leader's byte
  * stream in ONE term (another node's snapshot with the same id need not have the same
  * bytes, sim F6), so a chunk of another leader or term at offset > 0 asks for a restart; a
- * gap replies next_offset = expected; non-final chunks are acknowledged at once. The final chunk is handed out with
- * `done`; on SNAPSHOT_PERSISTED the engine installs it (keeps the log tail only when it
- * matches at the snapshot index), emits APPLY_SNAPSHOT and only then answers done. Every
- * non-rejection reply waits for the durable term.
+ * gap replies next_offset = expected; a chunk overlapping the bytes held is trimmed to the
+ * new ones, so storage always gets contiguous chunks (sim F12); non-final chunks are
+ * acknowledged at once. The final chunk is handed out with `done`; on SNAPSHOT_PERSISTED
+ * the engine installs it (keeps the log tail only when it matches at the snapshot index),
+ * emits APPLY_SNAPSHOT and only then answers done. Every non-rejection reply waits for the
+ * durable term.
  *
  * Hints (REFERENCE 1.18.1 with 8.2 #22 fixed): a hint fires when applied reaches
  * max(floor, last hint) + snapshot_threshold_entries, so an ignored hint re-fires after a
@@ -301,23 +303,31 @@ static bool accept_chunk(struct yggr_engine *e, const struct yggr_msg *msg)
         e->in.expected = 0;
         e->in.config = *req->config;
     }
+    uint64_t end = req->offset + req->len;
+    /* A gap, or nothing new: bytes held already (a done chunk ending exactly at what we
+     * hold still carries news: the end of the snapshot). */
     if (req->offset > e->in.expected ||
-        (req->offset + req->len <= e->in.expected && e->in.expected > 0)) {
-        queue_reply(e, msg->from, req->last, e->in.expected, false); /* gap or duplicate */
+        (e->in.expected > 0 && (end < e->in.expected || (end == e->in.expected && !req->done)))) {
+        queue_reply(e, msg->from, req->last, e->in.expected, false);
         return false;
     }
+    /* An overlapping chunk (a rewound stream, a host's short read before it) is trimmed to
+     * the bytes past what we hold: storage takes contiguous chunks only. */
+    uint64_t skip = e->in.expected - req->offset;
+    YGGR_ASSERT(skip <= req->len);
     struct yggr_actions *act = e->act;
     act->flags |= YGGR_ACT_SNAPSHOT_CHUNK;
     act->snapshot_chunk.meta.last = req->last;
-    act->snapshot_chunk.meta.size = req->done ? req->offset + req->len : 0;
+    act->snapshot_chunk.meta.size = req->done ? end : 0;
     act->snapshot_chunk.meta.config = e->in.config;
-    act->snapshot_chunk.offset = req->offset;
-    act->snapshot_chunk.data = req->data;
+    act->snapshot_chunk.offset = e->in.expected;
+    act->snapshot_chunk.data = skip < req->len ? req->data + skip : NULL;
     act->snapshot_chunk.buf = req->buf;
-    act->snapshot_chunk.len = req->len;
+    act->snapshot_chunk.len = (uint32_t)(req->len - skip);
     act->snapshot_chunk.done = req->done;
     e->held_buf = yggr_buf_retain(req->buf);
-    e->in.expected = req->offset + req->len;
+    e->in.expected = end;
+    YGGR_ASSERT(act->snapshot_chunk.offset + act->snapshot_chunk.len == end);
     return true;
 }
 

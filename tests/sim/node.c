@@ -201,21 +201,22 @@ static void do_chunk(struct sim *sim, struct sim_node *n, const struct yggr_acti
         s->partial.meta = *meta;
         s->partial_len = 0;
     }
+    /* Contiguous chunks only, like storage/snapshot.c (it asserts offset == bytes held):
+     * neither a gap nor an overlap. */
     if (!s->partial.present || s->partial.meta.last.index != meta->last.index ||
-        s->partial.meta.last.term != meta->last.term || offset > s->partial_len ||
+        s->partial.meta.last.term != meta->last.term || offset != s->partial_len ||
         (len > 0 && a->snapshot_chunk.data == NULL)) {
-        sim_violate(sim, "snapshot chunk: n%llu got offset %llu len %u of (%llu,%llu) while "
-                    "holding %llu bytes", U(n->id), U(offset), len, U(meta->last.index),
-                    U(meta->last.term), U(s->partial_len));
+        sim_violate(sim, "storage contract: snapshot chunk: n%llu got offset %llu len %u of "
+                    "(%llu,%llu) while holding %llu bytes (chunks must be contiguous)",
+                    U(n->id), U(offset), len, U(meta->last.index), U(meta->last.term),
+                    U(s->partial_len));
         return;
     }
     chunk_reserve(s, offset + len);
     if (len > 0) {
         memcpy(s->partial_data + offset, a->snapshot_chunk.data, len);
     }
-    if (offset + len > s->partial_len) {
-        s->partial_len = offset + len; /* a chunk may overlap bytes already written */
-    }
+    s->partial_len = offset + len;
     if (a->snapshot_chunk.done) {
         chunk_done(sim, n, meta);
     }
@@ -336,6 +337,20 @@ static bool send_fill(struct sim_node *n, struct yggr_msg *m, struct yggr_entry 
     return true;
 }
 
+/* `shortread`: the host's snapshot read returned a prefix. engine.h allows sending it with
+ * len reduced and done cleared; the follower's offsets then stop being multiples of the
+ * chunk size, and a rewound stream overlaps what it holds. */
+static void short_read(struct sim *sim, struct yggr_msg *m)
+{
+    struct yggr_msg_snapshot_request *r = &m->as.snapshot;
+    if (m->type != YGGR_MSG_SNAPSHOT_REQUEST || r->len < 2 || sim->healed ||
+        !(sim->opt.features & SIM_F_SHORTREAD) || !rng_chance(&sim->rng, 1, 4)) {
+        return;
+    }
+    r->len = (uint32_t)rng_range(&sim->rng, 1, r->len - 1);
+    r->done = false;
+}
+
 static void do_send(struct sim *sim, struct sim_node *n, const struct yggr_actions *a)
 {
     static struct yggr_entry scratch[4096];
@@ -353,6 +368,7 @@ static void do_send(struct sim *sim, struct sim_node *n, const struct yggr_actio
             trace_msg(&sim->trace, sim->now_step, TR_LOST, n->id, &m, 4);
             continue;
         }
+        short_read(sim, &m);
         trace_msg(&sim->trace, sim->now_step, TR_SEND, n->id, &m, 0);
         net_send(&sim->net, &m, sim->now_step);
     }

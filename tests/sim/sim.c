@@ -588,7 +588,7 @@ static const struct {
     {"membership", SIM_F_MEMBERSHIP},   {"transfer", SIM_F_TRANSFER},
     {"snapshot", SIM_F_SNAPSHOT},       {"refwire", SIM_F_REFWIRE},
     {"drift", SIM_F_DRIFT},             {"garbage", SIM_F_GARBAGE},
-    {"bigcmd", SIM_F_BIGCMD},
+    {"bigcmd", SIM_F_BIGCMD},           {"shortread", SIM_F_SHORTREAD},
 };
 
 #define FEATURE_NAMES (sizeof(feature_names) / sizeof(feature_names[0]))

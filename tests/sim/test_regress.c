@@ -126,3 +126,14 @@ Test(regress, f11_reference_wire_followers_catch_up_in_windows)
     sweep(7, SIM_FEATURES_ALL, 1933, 1, 3000, 2500);
     sweep(7, SIM_FEATURES_ALL, 2153, 1, 3000, 2500);
 }
+
+/* F12: with hosts that send prefixes of snapshot chunks (a short read, `shortread`) a
+ * rewound stream overlaps what the follower holds, and the overlapping chunk went to
+ * storage whole (the sim's store now requires contiguous chunks, as the disk does). */
+Test(regress, f12_overlapping_snapshot_chunks_reach_storage_contiguous)
+{
+    uint32_t f = SIM_F_PROPOSE | SIM_F_SNAPSHOT | SIM_F_NETFAULT | SIM_F_SHORTREAD;
+    sweep(3, f, 2, 1, 3000, 0);
+    sweep(3, f, 1, 300, 3000, 0);
+    sweep(3, SIM_FEATURES_ALL, 1, 200, 3000, 0);
+}

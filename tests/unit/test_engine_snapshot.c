@@ -365,3 +365,57 @@ Test(snapshot, a_higher_term_chunk_demotes_a_candidate_then_is_accepted)
     cr_assert_not_null(snap_reply(&n));
     h_fini(&n);
 }
+
+/* Storage takes contiguous chunks only (storage/snapshot.c asserts offset == bytes held).
+ * A chunk overlapping what the follower holds (a rewound stream after a host's short
+ * read) went to storage whole; it is trimmed to the bytes past what is held. */
+Test(snapshot, an_overlapping_chunk_is_trimmed_to_the_bytes_not_yet_held)
+{
+    struct h_node n;
+    h_make_follower(&n, 1);
+    struct yggr_msg c0 = chunk(1, 10, 0, 5, false); /* a short read: 5 of 6 bytes */
+    h_recv(&n, &c0);
+    cr_assert(eq(u64, snap_reply(&n)->as.snapshot_response.next_offset, 5));
+    struct yggr_msg c1 = chunk(1, 10, 3, 6, false); /* [3, 9) overlaps [3, 5) */
+    h_recv(&n, &c1);
+    cr_assert(h_has(&n, YGGR_ACT_SNAPSHOT_CHUNK));
+    cr_assert(eq(u64, n.act.snapshot_chunk.offset, 5));
+    cr_assert(eq(u32, n.act.snapshot_chunk.len, 4));
+    cr_assert(eq(ptr, (void *)n.act.snapshot_chunk.data, (void *)(c1.as.snapshot.data + 2)));
+    cr_assert(eq(u64, n.act.snapshot_chunk.meta.size, 0), "not the final chunk");
+    cr_assert(eq(u64, snap_reply(&n)->as.snapshot_response.next_offset, 9));
+    struct yggr_msg below = chunk(1, 10, 3, 6, false); /* entirely held: a duplicate */
+    h_recv(&n, &below);
+    cr_assert(not(h_has(&n, YGGR_ACT_SNAPSHOT_CHUNK)));
+    cr_assert(eq(u64, snap_reply(&n)->as.snapshot_response.next_offset, 9));
+    struct yggr_msg last = chunk(1, 10, 6, 6, true); /* [6, 12) done: [9, 12) is new */
+    h_recv(&n, &last);
+    cr_assert(n.act.snapshot_chunk.done);
+    cr_assert(eq(u64, n.act.snapshot_chunk.offset, 9));
+    cr_assert(eq(u32, n.act.snapshot_chunk.len, 3));
+    cr_assert(eq(u64, n.act.snapshot_chunk.meta.size, 12));
+    struct yggr_event p = {.type = YGGR_EVENT_SNAPSHOT_PERSISTED};
+    p.as.snapshot_persisted = (struct yggr_log_id){10, 1};
+    h_step(&n, &p);
+    cr_assert(snap_reply(&n)->as.snapshot_response.done);
+    cr_assert(eq(u64, snap_reply(&n)->as.snapshot_response.next_offset, 12));
+    h_fini(&n);
+}
+
+/* A done chunk that brings no new bytes (the follower holds them all from a chunk that
+ * was not final) still ends the snapshot; it used to be dropped as a duplicate. */
+Test(snapshot, a_done_chunk_ending_at_the_bytes_held_ends_the_snapshot)
+{
+    struct h_node n;
+    h_make_follower(&n, 1);
+    struct yggr_msg c0 = chunk(1, 10, 0, 6, false);
+    h_recv(&n, &c0);
+    struct yggr_msg c1 = chunk(1, 10, 3, 3, true); /* [3, 6) done: nothing new but the end */
+    h_recv(&n, &c1);
+    cr_assert(h_has(&n, YGGR_ACT_SNAPSHOT_CHUNK));
+    cr_assert(n.act.snapshot_chunk.done);
+    cr_assert(eq(u64, n.act.snapshot_chunk.offset, 6));
+    cr_assert(eq(u32, n.act.snapshot_chunk.len, 0));
+    cr_assert(eq(u64, n.act.snapshot_chunk.meta.size, 6));
+    h_fini(&n);
+}

@@ -49,7 +49,7 @@ static void usage(FILE *out)
         "  --features LIST   comma-separated; presets happy|basic|all (default basic);\n"
         "                    names: propose prevote checkquorum vary crash torn slowdisk\n"
         "                    netfault partition reads lease membership transfer snapshot\n"
-        "                    refwire drift garbage bigcmd; '-name' removes one\n"
+        "                    refwire drift garbage bigcmd shortread; '-name' removes one\n"
         "                    (e.g. all,-lease)\n"
         "  --heal-at STEP    at STEP stop every fault, restart crashed nodes and require the\n"
         "                    cluster to converge (one leader, all members applied its commit)\n"

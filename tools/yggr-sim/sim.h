@@ -37,6 +37,7 @@ enum sim_feature {
     SIM_F_DRIFT = 1u << 15,       /* large clock drift (64 ticks) unless lease is on */
     SIM_F_GARBAGE = 1u << 16,     /* deliver invalid copies of messages (must be dropped) */
     SIM_F_BIGCMD = 1u << 17,      /* commands up to 600 bytes (above the smallest byte cap) */
+    SIM_F_SHORTREAD = 1u << 18,   /* hosts send prefixes of snapshot chunks (short reads) */
 };
 
 #define SIM_FEATURES_HAPPY (SIM_F_PROPOSE)
@@ -45,7 +46,8 @@ enum sim_feature {
      SIM_F_PARTITION)
 #define SIM_FEATURES_ALL                                                                      \
     (SIM_FEATURES_BASIC | SIM_F_READS | SIM_F_LEASE | SIM_F_MEMBERSHIP | SIM_F_TRANSFER |      \
-     SIM_F_SNAPSHOT | SIM_F_REFWIRE | SIM_F_DRIFT | SIM_F_GARBAGE | SIM_F_BIGCMD)
+     SIM_F_SNAPSHOT | SIM_F_REFWIRE | SIM_F_DRIFT | SIM_F_GARBAGE | SIM_F_BIGCMD |        \
+     SIM_F_SHORTREAD)
 
 #define SIM_MAX_NODES 9   /* founders */
 #define SIM_MAX_SPARES 3  /* extra ids that may join through membership changes */
@@ -94,8 +96,8 @@ void sim_options_init(struct sim_options *options);
 
 /* Parse a feature list: presets happy|basic|all and names (propose, prevote, checkquorum,
  * vary, crash, torn, slowdisk, netfault, partition, reads, lease, membership, transfer,
- * snapshot, refwire, drift, garbage, bigcmd), comma-separated; "-name" removes. Returns false and writes the
- * reason into `why` on an unknown name. */
+ * snapshot, refwire, drift, garbage, bigcmd, shortread), comma-separated; "-name"
+ * removes. Returns false and writes the reason into `why` on an unknown name. */
 bool sim_features_parse(const char *text, uint32_t *out, char *why, size_t why_size);
 /* Comma-separated names of `features` (a preset name when it is exactly one). */
 const char *sim_features_name(uint32_t features, char *buf, size_t size);
