@@ -378,12 +378,17 @@ struct yggr_actions {
     } apply;
 
     /* YGGR_ACT_SNAPSHOT_CHUNK: write `len` bytes at `offset` of the incoming snapshot
-     * `meta.last` (a new snapshot starts at offset 0 and replaces any partial one). When
-     * `done`, make it the node's snapshot atomically, drop every log entry <= meta.last.index,
+     * `meta.last` (a new snapshot starts at offset 0 and replaces any partial one).
+     * Chunks are CONTIGUOUS: `offset` is 0 or exactly the number of bytes received so far
+     * for this snapshot (the engine trims overlapping chunks and never hands out a gap).
+     * `meta.size` is set on the final chunk only (`done`: size = offset + len, the total);
+     * earlier chunks carry size 0, since the wire has no total size. meta.last and
+     * meta.config are set on every chunk. The final chunk may have len 0. When `done`,
+     * make it the node's snapshot atomically, drop every log entry <= meta.last.index,
      * and also every entry above it UNLESS the stored entry at meta.last.index has
      * meta.last.term (then keep the entries above it); report SNAPSHOT_PERSISTED.
-     * data/buf point into the RECEIVE event's bytes; the engine holds a reference on `buf`
-     * until the next step. */
+     * data/buf point into the RECEIVE event's bytes (data is NULL when len is 0); the
+     * engine holds a reference on `buf` until the next step. */
     struct {
         struct yggr_snapshot_meta meta;
         uint64_t offset;
