@@ -568,6 +568,12 @@ static void driver_storage_send_done(struct driver *d, struct yggr_storage_done 
         ps->msg.as.append.from_storage = false;
         node->tops->send(node->transport, &ps->msg);
     } else if (done->err == 0 && done->type == YGGR_STORAGE_SNAP_READ_DONE && done->len > 0) {
+        YGGR_ASSERT(done->len <= ps->msg.as.snapshot.len);
+        if (done->len < ps->msg.as.snapshot.len) {
+            /* A short read: a prefix is fine, but not as the final chunk (engine.h: the
+             * follower would install the truncated snapshot as complete). */
+            ps->msg.as.snapshot.done = false;
+        }
         ps->msg.as.snapshot.data = done->data;
         ps->msg.as.snapshot.buf = done->buf;
         ps->msg.as.snapshot.len = done->len;

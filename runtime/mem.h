@@ -19,6 +19,9 @@ int mem_storage_create(struct mem_disk *disk, const struct yggr_storage_ops **op
                        struct yggr_storage **out);
 /* Fault injection: the next append fails (FAILED completion with YGGR_ERR_IO). */
 void mem_disk_fail_next_append(struct mem_disk *disk);
+/* Fault injection: the next `count` snapshot reads that reach the end of the snapshot
+ * return one byte less than asked (a short read). */
+void mem_disk_short_snap_reads(struct mem_disk *disk, uint32_t count);
 uint64_t mem_disk_last_index(struct mem_disk *disk);
 
 /* An in-process network hub connecting transports by node id. */

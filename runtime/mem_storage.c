@@ -9,7 +9,10 @@
  * - Payloads are copied into buffers owned by the disk (never retained from the node),
  *   so a mem_disk outlives the nodes that used it.
  * - Fault injection: fail_next_append makes the next APPEND produce a FAILED completion
- *   and puts the disk in a sticky error state, as a real failed fsync would.
+ *   and puts the disk in a sticky error state, as a real failed fsync would;
+ *   short_snap_reads makes snapshot reads that reach the end of the snapshot return one
+ *   byte less (a short read, which a plugin may do).
+ * - Incoming snapshot chunks must be contiguous (engine.h), as the disk storage asserts.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -37,6 +40,7 @@ struct mem_disk {
     uint8_t *in_bytes;
     uint64_t in_len;
     bool fail_next_append;
+    uint32_t short_snap_reads;
     bool failed;
     bool in_use;
 };
@@ -119,6 +123,13 @@ void mem_disk_fail_next_append(struct mem_disk *d)
 {
     pthread_mutex_lock(&d->mu);
     d->fail_next_append = true;
+    pthread_mutex_unlock(&d->mu);
+}
+
+void mem_disk_short_snap_reads(struct mem_disk *d, uint32_t count)
+{
+    pthread_mutex_lock(&d->mu);
+    d->short_snap_reads = count;
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -267,6 +278,7 @@ static void ms_snap_chunk(struct yggr_storage *s, const struct yggr_storage_req 
         d->in_meta = req->as.snap_chunk.meta;
         d->in_len = 0;
     }
+    YGGR_ASSERT(off == d->in_len); /* contiguous chunks (engine.h) */
     uint64_t end = off + req->as.snap_chunk.len;
     d->in_bytes = realloc(d->in_bytes, end > 0 ? end : 1);
     YGGR_ASSERT(d->in_bytes != NULL);
@@ -330,6 +342,10 @@ static void ms_snap_read(struct yggr_storage *s, const struct yggr_storage_req *
     }
     uint64_t len = d->snap.size - off < req->as.snap_read.len ? d->snap.size - off
                                                                 : req->as.snap_read.len;
+    if (d->short_snap_reads > 0 && off + len == d->snap.size && len >= 2) {
+        d->short_snap_reads--;
+        len--; /* injected short read */
+    }
     done.buf = yggr_buf_alloc((uint32_t)len);
     YGGR_ASSERT(done.buf != NULL);
     memcpy(done.buf->data, d->snap_bytes + off, len);

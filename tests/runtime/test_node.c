@@ -376,3 +376,42 @@ Test(node, slow_state_machine_does_not_stall_status)
     }
     c.sm[0].apply_delay_us = 0;
 }
+
+static void short_read_tweak(struct yggr_config *cfg, uint32_t i)
+{
+    (void)i;
+    cfg->snapshot_threshold_entries = 16;
+    cfg->snapshot_chunk_bytes = 16; /* the counter's snapshot takes several chunks */
+}
+
+/* engine.h: a host whose snapshot read comes back short must not send the prefix as the
+ * final chunk: the wire has no total size, so the follower installs what it got as the
+ * whole snapshot. The driver sent a short read with `done` as the engine had set it for
+ * the full length; the follower's restore then failed. */
+Test(node, a_short_snapshot_read_never_ends_an_install_early)
+{
+    cluster_init(&c, 3, false, short_read_tweak);
+    cluster_start_all(&c);
+    int l = cluster_wait_leader(&c, 5000);
+    cr_assert(ge(int, l, 0));
+    uint32_t lag = ((uint32_t)l + 1) % 3;
+    cluster_stop(&c, lag);
+    uint64_t total = 0;
+    for (uint64_t v = 1; v <= 40; v++) {
+        cr_assert(eq(int, cluster_add(&c, (uint32_t)l, v, &total, NULL), 0));
+    }
+    struct yggr_metrics m;
+    uint64_t until = now_ms() + 3000;
+    do {
+        cr_assert(eq(int, yggr_metrics(c.node[l], &m), 0));
+    } while (m.snapshots_taken == 0 && now_ms() < until);
+    cr_assert(gt(u64, m.snapshots_taken, 0), "the leader compacted its log");
+    mem_disk_short_snap_reads(c.disk[l], 1);
+    cluster_start(&c, lag);
+    struct yggr_status st;
+    cr_assert(eq(int, yggr_status(c.node[l], &st), 0));
+    cr_assert(cluster_wait_applied(&c, st.commit_index, 10000));
+    cr_assert(eq(u64, counter_total(&c.sm[lag]), total));
+    cr_assert(eq(int, yggr_metrics(c.node[lag], &m), 0));
+    cr_assert(ge(u64, m.snapshots_installed, 1));
+}

@@ -151,7 +151,12 @@ struct yggr_msg_snapshot_request {
     bool done;                     /* this chunk ends the snapshot */
     /* Chunk bytes. In SEND actions `data` is NULL: the host reads `len` bytes at `offset`
      * from its snapshot (last.index, last.term) and fills data/buf before encoding (drop the
-     * message if that snapshot is gone). In RECEIVE events data/buf point at the bytes. */
+     * message if that snapshot is gone). In RECEIVE events data/buf point at the bytes.
+     * The host sends EXACTLY `len` bytes (it reads until it has them). If its read comes
+     * back short it either drops the message or sends the prefix it got with `len`
+     * reduced AND `done` cleared; never a shortened chunk with `done` set: the wire has no
+     * total size, so the follower would install the truncated snapshot as complete. The
+     * engine resends what the follower does not acknowledge. */
     const uint8_t *data;
     struct yggr_buf *buf;
     uint32_t len;
