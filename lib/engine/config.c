@@ -179,6 +179,16 @@ static void bootstrap_entry(const struct yggr_membership *m, uint32_t i, struct 
     YGGR_ASSERT(out->node != 0);
 }
 
+void config_bootstrap_entries(const struct yggr_membership *base, uint64_t from, uint64_t to,
+                              struct yggr_entry *dst)
+{
+    YGGR_ASSERT(from >= 1 && to <= base->voter_count + base->learner_count);
+    for (uint64_t i = from; i <= to; i++) {
+        bootstrap_entry(base, (uint32_t)(i - 1), &dst[i - from]);
+    }
+    YGGR_ASSERT(from > to || dst[to - from].index == to);
+}
+
 void config_bootstrap(struct yggr_engine *e, const struct yggr_membership *base,
                       const struct yggr_entry *configs, uint32_t config_count)
 {
@@ -188,15 +198,23 @@ void config_bootstrap(struct yggr_engine *e, const struct yggr_membership *base,
         return; /* a joiner, or the log already holds the bootstrap entries: the log wins */
     }
     YGGR_ASSERT(membership_valid(base));
-    YGGR_ASSERT(e->log.first == 1 && e->log.snap.index == 0);
     /* A torn bootstrap write left a prefix: it must be the prefix of these very entries
-     * (every founder must be given the same base_config). */
-    YGGR_ASSERT(config_count >= have);
+     * (every founder must be given the same base_config). A snapshot of term 0 (sim F13)
+     * holds the first `floor` of them; the stored ones above it are in `configs` (which may
+     * also list some at or below the floor). */
+    uint64_t floor = e->log.snap.index;
+    YGGR_ASSERT(e->log.snap.term == 0 && floor <= have);
+    uint32_t skip = 0;
+    while (skip < config_count && configs[skip].index <= floor) {
+        skip++;
+    }
+    YGGR_ASSERT(config_count - skip >= have - floor);
     struct yggr_entry en;
-    for (uint32_t i = 0; i < have; i++) {
+    for (uint32_t i = (uint32_t)floor; i < have; i++) {
         bootstrap_entry(base, i, &en);
-        YGGR_ASSERT(configs[i].index == en.index && configs[i].node == en.node);
-        YGGR_ASSERT(configs[i].change == en.change);
+        const struct yggr_entry *c = &configs[skip + i - floor];
+        YGGR_ASSERT(c->index == en.index && c->node == en.node);
+        YGGR_ASSERT(c->change == en.change);
     }
     /* The entries are appended before anything is durable or applied: they must fit. */
     YGGR_ASSERT(k <= e->log.ring_mask + 1 && k <= e->step_cap);

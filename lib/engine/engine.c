@@ -24,9 +24,10 @@
  *
  * Recovery (engine.h, struct yggr_recovered): the configuration is replayed from the log's
  * CONFIG entries (starting empty) or the snapshot's; a brand-new founder first appends its
- * bootstrap entries (term 0, committed by definition); commit starts at max(snapshot,
- * term-0 prefix); a log that disagrees with the durable snapshot is dropped (the install
- * rule) and storage is told so.
+ * bootstrap entries (term 0, committed by definition), and a founder whose log (or term-0
+ * snapshot plus log, sim F13) holds only some of them completes them; commit starts at
+ * max(snapshot, term-0 prefix); a log that disagrees with the durable snapshot is dropped
+ * (the install rule) and storage is told so.
  *
  * Failure modes: host misuse (events before RECOVER, inconsistent recovery data, bad
  * config) is asserted; anything a peer sends is validated and dropped (counted in
@@ -431,6 +432,32 @@ static void recover_configs(struct yggr_engine *e, const struct yggr_recovered *
     YGGR_ASSERT(boot < boot_from || boot_seen == boot - boot_from + 1);
 }
 
+/* Sim F13: a term-0 snapshot (I, 0) above a stored bootstrap prefix [first, j], j < I,
+ * that the install rule drops (truncation at `first`, COMPACT below I + 1), while the
+ * bootstrap entries above I are completed. One APPEND must be contiguous from its
+ * truncation point, so it rewrites the (identical) bootstrap entries [first, I] too; the
+ * COMPACT that follows drops them again. */
+static void recover_rewrite_bootstrap(struct yggr_engine *e, const struct yggr_membership *base)
+{
+    if (e->truncate_from == 0 || e->append_from <= e->truncate_from) {
+        return;
+    }
+    uint64_t from = e->truncate_from;
+    uint64_t mid = e->append_from;
+    uint64_t count = e->log.last - from + 1;
+    YGGR_ASSERT(e->log.snap.term == 0 && mid == e->log.snap.index + 1);
+    YGGR_ASSERT(count <= e->step_cap);
+    config_bootstrap_entries(base, from, mid - 1, e->append_buf);
+    log_copy(&e->log, mid, (uint32_t)(e->log.last - mid + 1), e->append_buf + (mid - from));
+    struct yggr_actions *act = e->act;
+    act->flags |= YGGR_ACT_APPEND;
+    act->append.truncate_from = from;
+    act->append.entries = e->append_buf;
+    act->append.count = (uint32_t)count;
+    e->truncate_from = 0; /* the APPEND is complete: finish_append leaves it alone */
+    e->append_from = 0;
+}
+
 static void recover(struct yggr_engine *e, const struct yggr_recovered *r)
 {
     YGGR_ASSERT(!e->recovered);
@@ -461,8 +488,11 @@ static void recover(struct yggr_engine *e, const struct yggr_recovered *r)
     e->role = YGGR_ROLE_FOLLOWER;
     e->leader_id = 0;
     config_sync_peers(e);
-    if (!r->has_snapshot) {
+    if (!r->has_snapshot || snap.term == 0) {
+        /* A snapshot of term 0 may hold only a prefix of the bootstrap entries (taken while
+         * the rest of them was not durable yet, sim F13): complete them like a torn write. */
         config_bootstrap(e, &r->base_config, keep ? r->configs : NULL, keep ? r->config_count : 0);
+        recover_rewrite_bootstrap(e, &r->base_config);
     }
     replication_commit_bootstrap(e);
     election_reset_timer(e);

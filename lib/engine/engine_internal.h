@@ -305,6 +305,8 @@ int config_pool_init(struct yggr_engine *e);
 void config_pool_deinit(struct yggr_engine *e);
 void config_bootstrap(struct yggr_engine *e, const struct yggr_membership *base,
                       const struct yggr_entry *configs, uint32_t config_count);
+void config_bootstrap_entries(const struct yggr_membership *base, uint64_t from, uint64_t to,
+                              struct yggr_entry *dst);
 
 /* election.c */
 void election_reset_timer(struct yggr_engine *e);

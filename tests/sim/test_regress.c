@@ -137,3 +137,13 @@ Test(regress, f12_overlapping_snapshot_chunks_reach_storage_contiguous)
     sweep(3, f, 1, 300, 3000, 0);
     sweep(3, SIM_FEATURES_ALL, 1, 200, 3000, 0);
 }
+
+/* F13: a founder's snapshot inside its bootstrap prefix, (1, 0), became durable before the
+ * rest of a torn bootstrap write; after a crash RECOVER took the snapshot's configuration
+ * {n1} and n1 elected itself alone. Rare (1 seed in 10,000 of 5-node `all`): the unit
+ * test regress::sim_f13_... scripts it. */
+Test(regress, f13_a_snapshot_inside_the_bootstrap_prefix_keeps_every_founder)
+{
+    sweep(5, SIM_FEATURES_ALL, 9453, 1, 3000, 0);
+    sweep(5, SIM_FEATURES_ALL, 1, 200, 3000, 0);
+}

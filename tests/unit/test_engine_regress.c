@@ -1370,3 +1370,86 @@ Test(regress, sim_f11_a_success_without_a_round_moves_match_to_what_it_claims)
               "rounds stay credited with the oldest request");
     h_fini(&n);
 }
+
+/* F13: a founder's bootstrap append was torn (entry 1 of 3 durable), RECOVER completed it
+ * (2..3 pending), the host snapshotted at its applied index 1, i.e. (1, 0), and the node
+ * crashed before 2..3 were durable. With a snapshot RECOVER ignored base_config: the
+ * configuration was the snapshot's, {1}, so the founder elected itself alone and lost
+ * the committed bootstrap entries (two leaders in a term, leader completeness). A
+ * snapshot of term 0 covers a prefix of the bootstrap entries; the rest is completed. */
+Test(regress, sim_f13_a_snapshot_inside_the_bootstrap_prefix_keeps_every_founder)
+{
+    struct h_node n;
+    memset(&n, 0, sizeof(n));
+    n.id = 1;
+    struct yggr_engine_config c = h_config(1);
+    cr_assert(eq(int, yggr_engine_create(&c, &n.e), 0));
+    struct yggr_event ev = {.type = YGGR_EVENT_RECOVER};
+    struct yggr_recovered *r = &ev.as.recover;
+    r->has_snapshot = true;
+    r->snapshot.last = (struct yggr_log_id){1, 0};
+    yggr_membership_apply(&r->snapshot.config, YGGR_CHANGE_ADD_VOTER, 1);
+    for (uint64_t id = 1; id <= 3; id++) {
+        yggr_membership_apply(&r->base_config, YGGR_CHANGE_ADD_VOTER, id);
+    }
+    static const struct yggr_term_run runs[1] = {{0, 1}};
+    r->first_index = 1; /* the torn entry 1 is still stored below the snapshot */
+    r->last_index = 1;
+    r->terms = runs;
+    r->term_count = 1;
+    h_step(&n, &ev);
+    cr_assert(h_has(&n, YGGR_ACT_APPEND), "the rest of the bootstrap entries");
+    cr_assert(eq(u64, n.act.append.entries[0].index, 2));
+    cr_assert(eq(u32, n.act.append.count, 2));
+    cr_assert(eq(u64, n.act.last_index, 3));
+    cr_assert(eq(u64, n.act.commit_index, 3));
+    struct yggr_membership m;
+    yggr_engine_config_latest(n.e, &m);
+    cr_assert(eq(u32, m.voter_count, 3));
+    h_persist_all(&n);
+    h_ticks(&n, 10);
+    h_hs_persisted(&n);
+    cr_assert(eq(int, n.act.role, YGGR_ROLE_CANDIDATE), "it needs a vote: not leader alone");
+    cr_assert_not_null(h_find(&n, YGGR_MSG_VOTE_REQUEST, 2));
+    h_fini(&n);
+
+    /* The same with the log dropped (first_index above the snapshot, nothing stored). */
+    cr_assert(eq(int, yggr_engine_create(&c, &n.e), 0));
+    r->first_index = 2;
+    r->last_index = 1;
+    r->terms = NULL;
+    r->term_count = 0;
+    h_step(&n, &ev);
+    cr_assert(eq(u64, n.act.last_index, 3));
+    yggr_engine_config_latest(n.e, &m);
+    cr_assert(eq(u32, m.voter_count, 3));
+    h_fini(&n);
+
+    /* The snapshot at (2, 0) above a stored log that ends below it ([1, 1]): the stale log
+     * is rewritten with the bootstrap entries (one APPEND truncating at its first index,
+     * contiguous), then compacted below the snapshot. */
+    cr_assert(eq(int, yggr_engine_create(&c, &n.e), 0));
+    r->snapshot.last = (struct yggr_log_id){2, 0};
+    yggr_membership_apply(&r->snapshot.config, YGGR_CHANGE_ADD_VOTER, 2);
+    r->first_index = 1;
+    r->last_index = 1;
+    r->terms = runs;
+    r->term_count = 1;
+    h_step(&n, &ev);
+    cr_assert(h_has(&n, YGGR_ACT_APPEND));
+    cr_assert(eq(u64, n.act.append.truncate_from, 1));
+    cr_assert(eq(u32, n.act.append.count, 3));
+    for (uint32_t i = 0; i < 3; i++) {
+        const struct yggr_entry *en = &n.act.append.entries[i];
+        cr_assert(eq(u64, en->index, i + 1));
+        cr_assert(eq(u64, en->term, 0));
+        cr_assert(eq(u64, en->node, i + 1));
+        cr_assert(eq(int, en->type, YGGR_ENTRY_CONFIG));
+    }
+    cr_assert(h_has(&n, YGGR_ACT_COMPACT));
+    cr_assert(eq(u64, n.act.compact_below, 3));
+    cr_assert(eq(u64, n.act.last_index, 3));
+    yggr_engine_config_latest(n.e, &m);
+    cr_assert(eq(u32, m.voter_count, 3));
+    h_fini(&n);
+}

@@ -228,7 +228,9 @@ struct yggr_term_run {
  * what lets any node treat them as committed. A node whose log already holds them (or any
  * entry of a real term) ignores base_config: the configuration is always replayed from
  * the log's CONFIG entries starting EMPTY (or from the snapshot's configuration). A log
- * holding only a prefix of the bootstrap entries (a torn write) is completed.
+ * holding only a prefix of the bootstrap entries (a torn write) is completed, also above
+ * a snapshot of term 0 that covers only some of them (a host may snapshot at any applied
+ * index, and a snapshot is durable before the log writes queued ahead of it).
  * A JOINER passes an empty base_config: it keeps an empty configuration, never campaigns,
  * follows the first leader that contacts it and learns the configuration from the term-0
  * entries it receives (or from a snapshot).
@@ -243,14 +245,18 @@ struct yggr_term_run {
  * ignored, and this step tells storage to drop it: YGGR_ACT_APPEND with truncate_from =
  * first_index and no entries (if the stored log is not empty), then YGGR_ACT_COMPACT below
  * I + 1: the log continues at I + 1. A snapshot of term 0 (it covers only bootstrap
- * entries) is a valid snapshot. */
+ * entries) is a valid snapshot; when it covers only some of a founder's bootstrap entries
+ * the rest are appended above it in this step (so that APPEND is contiguous from
+ * truncate_from, it then carries the bootstrap entries from first_index on, the ones at
+ * or below I included, which the COMPACT drops again). */
 struct yggr_recovered {
     uint64_t term;
     uint64_t vote;                              /* 0 = none */
     bool has_snapshot;
     struct yggr_snapshot_meta snapshot;         /* valid when has_snapshot */
-    /* The bootstrap configuration of a brand-new founder (see above; empty for a joiner).
-     * Used only when there is no snapshot and the log is empty (or a torn bootstrap). */
+    /* The bootstrap configuration of a founder (see above; empty for a joiner), passed at
+     * every recovery. Used only while the log (with a snapshot of term 0: the snapshot
+     * and the log) holds fewer than all of the bootstrap entries. */
     struct yggr_membership base_config;
     /* The log on disk is [first_index, last_index] (empty when last_index < first_index).
      * first_index may be <= snapshot.last.index (trailing entries kept for catch-up);
