@@ -76,7 +76,11 @@ struct yggr_engine_config {
     uint64_t snapshot_trailing_entries;   /* entries kept below a snapshot for catch-up; 1024 */
     /* Wire compatibility: when true this engine never SENDS the protocol extensions
      * (round, conflict term, transfer flag, removed flag), exactly like a reference peer.
-     * Received extensions are always honoured; missing ones are handled conservatively. */
+     * Received extensions are always honoured; missing ones are handled conservatively.
+     * A response without a round confirms (for ReadIndex and leases) the round of the
+     * oldest request still unanswered: a lower bound only if the transport never
+     * DUPLICATES messages (TCP does not); a duplicated round-less response can confirm a
+     * round its sender never saw. Replication does not depend on rounds. */
     bool reference_wire;
 };
 
