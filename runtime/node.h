@@ -171,6 +171,8 @@ struct yggr_node {
     atomic_uint_fast64_t applied_index;
     uint64_t applied_term;
     struct yggr_membership apply_config;
+    struct yggr_buf *apply_run_buf;  /* references released in runs (see apply_entry) */
+    uint32_t apply_run_len;
 
     /* Shared state. */
     atomic_int health;              /* enum yggr_health */
