@@ -54,22 +54,6 @@ void driver_wake(void *arg)
     doorbell_ring(&node->drv_bell);
 }
 
-static void driver_sync_peers(struct driver *d)
-{
-    struct yggr_node *node = d->node;
-    pthread_mutex_lock(&node->book_mu);
-    for (uint32_t i = 0; i < node->book_count; i++) {
-        if (node->book[i].id != node->config.node_id) {
-            int rc = node->tops->set_peer(node->transport, node->book[i].id, node->book[i].addr);
-            if (rc != 0) {
-                node_log(node, 1, "cannot set address of peer %llu to %s: %s",
-                         (unsigned long long)node->book[i].id, node->book[i].addr,
-                         yggr_strerror(rc));
-            }
-        }
-    }
-    pthread_mutex_unlock(&node->book_mu);
-}
 
 /* ---------------------------------------------------------------------------------------
  * Storage submission (in order; deferred copies when the queue is full)
@@ -663,7 +647,7 @@ static uint32_t driver_drain_apply_events(struct driver *d)
             driver_snapshot_done(d, ev.err);
             break;
         case APPLY_EV_RESTORED:
-            driver_sync_peers(d);
+            node_register_peers(d->node);
             break;
         case APPLY_EV_FATAL:
             driver_snapshot_done(d, YGGR_ERR_FATAL);
@@ -790,7 +774,7 @@ void *driver_main(void *arg)
     threads_setup("yggr-drv", node->config.cpu_driver, node);
     d->storage_started = true;
     driver_flush_deferred(d);
-    driver_sync_peers(d);
+    node_register_peers(d->node);
     for (;;) {
         d->wakeups++;
         uint32_t n = driver_iteration(d);

@@ -191,6 +191,35 @@ bool yggr_membership_apply(struct yggr_membership *m, enum yggr_change_type type
     return changed;
 }
 
+static bool ids_ascending(const uint64_t *ids, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (ids[i] == 0 || (i > 0 && ids[i - 1] >= ids[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool yggr_membership_valid(const struct yggr_membership *m)
+{
+    YGGR_ASSERT(m != NULL);
+    if (m->voter_count > YGGR_MAX_MEMBERS || m->learner_count > YGGR_MAX_MEMBERS ||
+        m->voter_count + m->learner_count > YGGR_MAX_MEMBERS) {
+        return false;
+    }
+    if (!ids_ascending(m->voters, m->voter_count) ||
+        !ids_ascending(m->learners, m->learner_count)) {
+        return false;
+    }
+    for (uint32_t i = 0; i < m->learner_count; i++) {
+        if (yggr_membership_is_voter(m, m->learners[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool yggr_membership_equal(const struct yggr_membership *a, const struct yggr_membership *b)
 {
     YGGR_ASSERT(a != NULL && b != NULL);

@@ -154,6 +154,9 @@ YGGR_API bool yggr_membership_apply(struct yggr_membership *m, enum yggr_change_
                                     uint64_t node);
 YGGR_API bool yggr_membership_equal(const struct yggr_membership *a,
                                     const struct yggr_membership *b);
+/* True when the sets are well formed: counts within YGGR_MAX_MEMBERS together, ids
+ * non-zero and strictly ascending in each set, no id in both sets. */
+YGGR_API bool yggr_membership_valid(const struct yggr_membership *m);
 
 #ifdef __cplusplus
 }
