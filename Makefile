@@ -5,7 +5,7 @@
 BUILD ?= build
 MESON_OPTS ?=
 
-.PHONY: all deps build test demo clean werror asan tsan fuzz sim-long bench install
+.PHONY: all deps build test demo clean werror asan tsan fuzz sim-long bench bench-workloads install
 
 all: build
 
@@ -50,10 +50,14 @@ sim-long: build
 	meson compile -C $(BUILD) sim-long
 
 bench: build
-	meson compile -C $(BUILD) bench
+	meson test -C $(BUILD) --benchmark --verbose
 
 install: build
 	meson install -C $(BUILD)
 
 clean:
 	rm -rf $(BUILD) build-werror build-asan build-tsan build-fuzz
+
+# The standard workloads (docs/BENCHMARKS.md): W1-W4 next to this machine's raw limits.
+bench-workloads: build
+	tools/bench-workloads.sh $(BUILD)

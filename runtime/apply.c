@@ -145,7 +145,20 @@ static void apply_entry(struct yggr_node *node, struct apply_item *it, struct yg
         }
     }
     apply_publish(node, it->index, it->term);
-    yggr_buf_release(it->buf);
+    /* Release references in runs of equal buffers (see driver_route_apply). */
+    if (it->buf != node->apply_run_buf) {
+        yggr_buf_release_n(node->apply_run_buf, node->apply_run_len);
+        node->apply_run_buf = it->buf;
+        node->apply_run_len = 0;
+    }
+    node->apply_run_len++;
+}
+
+static void apply_release_run(struct yggr_node *node)
+{
+    yggr_buf_release_n(node->apply_run_buf, node->apply_run_len);
+    node->apply_run_buf = NULL;
+    node->apply_run_len = 0;
 }
 
 /* Runtime header of every snapshot: magic, count, then (id, length, address) triples. */
@@ -335,6 +348,7 @@ static bool apply_one(struct yggr_node *node, struct apply_item *it, struct yggr
 
 static void apply_sleep(struct yggr_node *node)
 {
+    apply_release_run(node);
     doorbell_park(&node->apply_bell);
     if (apply_ring_depth(&node->to_apply) == 0) {
         struct pollfd p = {.fd = node->apply_bell.fd, .events = POLLIN};
@@ -362,6 +376,7 @@ void *apply_main(void *arg)
             break;
         }
     }
+    apply_release_run(node);
     if (reply.data != reply.inline_buf) {
         free(reply.data);
     }

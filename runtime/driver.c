@@ -54,22 +54,6 @@ void driver_wake(void *arg)
     doorbell_ring(&node->drv_bell);
 }
 
-static void driver_sync_peers(struct driver *d)
-{
-    struct yggr_node *node = d->node;
-    pthread_mutex_lock(&node->book_mu);
-    for (uint32_t i = 0; i < node->book_count; i++) {
-        if (node->book[i].id != node->config.node_id) {
-            int rc = node->tops->set_peer(node->transport, node->book[i].id, node->book[i].addr);
-            if (rc != 0) {
-                node_log(node, 1, "cannot set address of peer %llu to %s: %s",
-                         (unsigned long long)node->book[i].id, node->book[i].addr,
-                         yggr_strerror(rc));
-            }
-        }
-    }
-    pthread_mutex_unlock(&node->book_mu);
-}
 
 /* ---------------------------------------------------------------------------------------
  * Storage submission (in order; deferred copies when the queue is full)
@@ -395,7 +379,8 @@ static void driver_route_storage(struct driver *d, const struct yggr_actions *a)
 }
 
 /* One committed entry as an apply item (retains its payload; matches its proposal). */
-static void driver_entry_item(struct driver *d, const struct yggr_entry *e, struct apply_item *it)
+static void driver_entry_item(struct driver *d, const struct yggr_entry *e, struct apply_item *it,
+                              bool retain)
 {
     struct yggr_node *node = d->node;
     *it = (struct apply_item){
@@ -407,7 +392,7 @@ static void driver_entry_item(struct driver *d, const struct yggr_entry *e, stru
         .term = e->term,
         .node = e->node,
         .data = e->data,
-        .buf = yggr_buf_retain(e->buf),
+        .buf = retain ? yggr_buf_retain(e->buf) : e->buf,
     };
     driver_match_proposal(d, it);
     if (e->type == YGGR_ENTRY_CONFIG && e->change == YGGR_CHANGE_REMOVE_VOTER &&
@@ -435,12 +420,25 @@ static void driver_route_apply(struct driver *d, const struct yggr_actions *a)
         driver_open_hole(d, a->apply.first_index, a->apply.count);
         d->pushed_index = a->apply.first_index + a->apply.count - 1;
     } else if (a->flags & YGGR_ACT_APPLY) {
+        /* Entries of a batch mostly share one payload chunk: take their references with
+         * one atomic per run of equal buffers (the apply thread releases them the same
+         * way), so the chunk's counter does not bounce between cores per entry. */
+        struct yggr_buf *run = NULL;
+        uint32_t run_len = 0;
         for (uint32_t i = 0; i < a->apply.count; i++) {
+            const struct yggr_entry *e = &a->apply.entries[i];
+            if (e->buf != run) {
+                yggr_buf_retain_n(run, run_len);
+                run = e->buf;
+                run_len = 0;
+            }
+            run_len++;
             struct apply_item it;
-            driver_entry_item(d, &a->apply.entries[i], &it);
+            driver_entry_item(d, e, &it, false);
             driver_apply_push(d, &it);
             d->pushed_index = it.index;
         }
+        yggr_buf_retain_n(run, run_len);
     }
     if (a->flags & (YGGR_ACT_APPLY | YGGR_ACT_APPLY_SNAPSHOT)) {
         driver_push_ready_reads(d);
@@ -469,7 +467,7 @@ static void driver_hole_read_done(struct driver *d, struct yggr_storage_done *do
     YGGR_ASSERT(items != NULL);
     memcpy(items, h->items + h->item_head, h->item_count * sizeof(*items));
     for (uint32_t i = 0; i < done->count; i++) {
-        driver_entry_item(d, &done->entries[i], &items[h->item_count + i]);
+        driver_entry_item(d, &done->entries[i], &items[h->item_count + i], true);
     }
     free(h->items);
     h->items = items;
@@ -655,7 +653,7 @@ static uint32_t driver_drain_apply_events(struct driver *d)
             driver_snapshot_done(d, ev.err);
             break;
         case APPLY_EV_RESTORED:
-            driver_sync_peers(d);
+            node_register_peers(d->node);
             break;
         case APPLY_EV_FATAL:
             driver_snapshot_done(d, YGGR_ERR_FATAL);
@@ -782,7 +780,7 @@ void *driver_main(void *arg)
     threads_setup("yggr-drv", node->config.cpu_driver, node);
     d->storage_started = true;
     driver_flush_deferred(d);
-    driver_sync_peers(d);
+    node_register_peers(d->node);
     for (;;) {
         d->wakeups++;
         uint32_t n = driver_iteration(d);

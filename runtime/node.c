@@ -415,7 +415,7 @@ static void node_close_plugins(struct yggr_node *node)
 
 /* Every known address goes to the transport before it starts, so a peer's first frame
  * after a restart is never rejected as coming from an unknown sender. */
-static void node_register_peers(struct yggr_node *node)
+void node_register_peers(struct yggr_node *node)
 {
     pthread_mutex_lock(&node->book_mu);
     for (uint32_t i = 0; i < node->book_count; i++) {

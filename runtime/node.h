@@ -171,6 +171,8 @@ struct yggr_node {
     atomic_uint_fast64_t applied_index;
     uint64_t applied_term;
     struct yggr_membership apply_config;
+    struct yggr_buf *apply_run_buf;  /* references released in runs (see apply_entry) */
+    uint32_t apply_run_len;
 
     /* Shared state. */
     atomic_int health;              /* enum yggr_health */
@@ -206,6 +208,8 @@ void node_admin_put(struct admin *admin);
 void node_admin_complete(struct admin *admin, int err);
 void node_book_set(struct yggr_node *node, uint64_t id, const char *addr, uint32_t len);
 bool node_book_get(struct yggr_node *node, uint64_t id, char *out, size_t cap);
+/* Hand every known address to the transport (before start, and after a restore). */
+void node_register_peers(struct yggr_node *node);
 
 /* driver.c */
 int driver_create(struct yggr_node *node, const struct yggr_storage_state *state);

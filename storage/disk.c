@@ -438,11 +438,21 @@ void disk_consume(struct yggr_storage *s, uint64_t req_end, uint64_t entry_end)
     uint64_t etail = atomic_load_explicit(&s->entry_ring.tail, memory_order_relaxed);
     YGGR_ASSERT(entry_end >= etail);
     YGGR_ASSERT(req_end >= atomic_load_explicit(&s->req_ring.tail, memory_order_relaxed));
+    /* References go back in runs of equal buffers (entries of a batch share a chunk):
+     * one atomic per run, not per entry. */
+    struct yggr_buf *run = NULL;
+    uint32_t run_len = 0;
     for (uint64_t p = etail; p < entry_end; p++) {
         struct yggr_entry *e = &s->entries[p & s->entry_ring.mask];
-        yggr_buf_release(e->buf);
+        if (e->buf != run) {
+            yggr_buf_release_n(run, run_len);
+            run = e->buf;
+            run_len = 0;
+        }
+        run_len++;
         e->buf = NULL;
     }
+    yggr_buf_release_n(run, run_len);
     /* release: we are done reading these slots before the producer may reuse them. */
     atomic_store_explicit(&s->entry_ring.tail, entry_end, memory_order_release);
     atomic_store_explicit(&s->req_ring.tail, req_end, memory_order_release);
@@ -633,6 +643,23 @@ static int validate_append(const struct yggr_storage *s, const struct yggr_stora
 
 /* Copy one entry descriptor into the ring, taking a reference on its payload. Borrowed
  * payloads without a buf are copied (slow path; the runtime always passes bufs). */
+/* Take one reference per caller buffer and entry, one atomic per run of equal buffers. */
+static void retain_runs(const struct yggr_entry *e, uint32_t n)
+{
+    struct yggr_buf *run = NULL;
+    uint32_t run_len = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct yggr_buf *b = e[i].type == YGGR_ENTRY_NOOP || e[i].len == 0 ? NULL : e[i].buf;
+        if (b != run) {
+            yggr_buf_retain_n(run, run_len);
+            run = b;
+            run_len = 0;
+        }
+        run_len++;
+    }
+    yggr_buf_retain_n(run, run_len);
+}
+
 static int copy_entry(struct yggr_entry *dst, const struct yggr_entry *src)
 {
     YGGR_ASSERT(dst != NULL && src != NULL);
@@ -645,8 +672,7 @@ static int copy_entry(struct yggr_entry *dst, const struct yggr_entry *src)
         return 0;
     }
     if (src->buf != NULL) {
-        yggr_buf_retain(src->buf);
-        return 0;
+        return 0; /* the caller takes the references, in runs */
     }
     struct yggr_buf *b = yggr_buf_alloc(src->len);
     if (b == NULL) {
@@ -673,11 +699,16 @@ static int enqueue_entries(struct yggr_storage *s, const struct yggr_storage_req
                             &req->as.append.entries[i]);
         if (rc < 0) {
             for (uint32_t j = 0; j < i; j++) {
-                yggr_buf_release(s->entries[(s->entry_head + j) & s->entry_ring.mask].buf);
+                const struct yggr_entry *src = &req->as.append.entries[j];
+                struct yggr_entry *dst = &s->entries[(s->entry_head + j) & s->entry_ring.mask];
+                if (dst->buf != src->buf) {
+                    yggr_buf_release(dst->buf); /* a copy made by copy_entry */
+                }
             }
             return rc;
         }
     }
+    retain_runs(req->as.append.entries, n);
     slot->entry_pos = s->entry_head;
     slot->count = n;
     slot->a = req->as.append.truncate_from;

@@ -309,6 +309,9 @@ int snapshot_write(struct yggr_storage_snapshot_writer *w, const void *data, siz
 int snapshot_commit(struct yggr_storage_snapshot_writer *w, const struct yggr_snapshot_meta *meta,
                     char *why, size_t why_size);
 void snapshot_abort(struct yggr_storage_snapshot_writer *w);
+/* Open snapshot `last` read-only with a verified header (see snapshot.c); fd or -yggr_err. */
+int64_t snapshot_open_verified(struct yggr_storage *s, struct yggr_log_id last,
+                               struct format_snap_header *h, bool check_size);
 int snapshot_open(struct yggr_storage *s, struct yggr_log_id last,
                   struct yggr_storage_snapshot_reader **r, struct yggr_snapshot_meta *meta);
 long snapshot_read(struct yggr_storage_snapshot_reader *r, void *data, size_t len);

@@ -92,32 +92,6 @@ static bool is_zero(const uint8_t *p, size_t n)
     return true;
 }
 
-static bool ids_valid(const uint64_t *ids, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        if (ids[i] == 0 || (i > 0 && ids[i] <= ids[i - 1])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool format_membership_valid(const struct yggr_membership *m)
-{
-    YGGR_ASSERT(m != NULL);
-    if (m->voter_count > YGGR_MAX_MEMBERS || m->learner_count > YGGR_MAX_MEMBERS) {
-        return false;
-    }
-    if (!ids_valid(m->voters, m->voter_count) || !ids_valid(m->learners, m->learner_count)) {
-        return false;
-    }
-    for (uint32_t i = 0; i < m->learner_count; i++) {
-        if (yggr_membership_is_voter(m, m->learners[i])) {
-            return false;
-        }
-    }
-    return true;
-}
 
 /* Membership at `p`: u32 voter_count, u32 learner_count at p, then the id arrays at ids. */
 static void put_membership(uint8_t *counts, uint8_t *ids, const struct yggr_membership *m)
@@ -156,13 +130,13 @@ static bool get_membership(const uint8_t *counts, const uint8_t *ids, struct ygg
             m->learners[i] = l;
         }
     }
-    return format_membership_valid(m);
+    return yggr_membership_valid(m);
 }
 
 void format_meta_encode(uint8_t out[FORMAT_META_BYTES], const struct yggr_storage_meta *meta)
 {
     YGGR_ASSERT(meta != NULL);
-    YGGR_ASSERT(format_membership_valid(&meta->bootstrap_config));
+    YGGR_ASSERT(yggr_membership_valid(&meta->bootstrap_config));
     memset(out, 0, FORMAT_META_BYTES);
     format_put_u64(out + 0, META_MAGIC);
     format_put_u32(out + 8, FORMAT_VERSION);
@@ -449,7 +423,7 @@ void format_snap_header_encode(uint8_t out[FORMAT_SNAP_HEADER_BYTES],
                                const struct format_snap_header *hdr)
 {
     YGGR_ASSERT(hdr->meta.last.index > 0);
-    YGGR_ASSERT(format_membership_valid(&hdr->meta.config));
+    YGGR_ASSERT(yggr_membership_valid(&hdr->meta.config));
     memset(out, 0, FORMAT_SNAP_HEADER_BYTES);
     format_put_u64(out + 0, SNAP_MAGIC);
     format_put_u32(out + 8, FORMAT_VERSION);

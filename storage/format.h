@@ -47,7 +47,6 @@ uint64_t format_get_u64(const uint8_t *p);
 
 /* True when `m` is well formed: counts <= YGGR_MAX_MEMBERS, ids non-zero, strictly
  * ascending, no id in both sets. */
-bool format_membership_valid(const struct yggr_membership *m);
 
 /* meta. Decode returns 0 or -EILSEQ with the reason in `why` (without the file name). */
 void format_meta_encode(uint8_t out[FORMAT_META_BYTES], const struct yggr_storage_meta *meta);

@@ -342,20 +342,10 @@ static int open_cached(struct yggr_storage *s, struct yggr_log_id id)
         io_exec_close(s->io, c->fd);
         c->fd = -1;
     }
-    char path[512];
-    snapshot_path(s, id, path, sizeof(path));
-    int64_t fd = io_exec_open(s->io, path, O_RDONLY, 0);
-    if (fd < 0) {
-        return fd == -ENOENT ? YGGR_ERR_NOT_FOUND : YGGR_ERR_IO;
-    }
-    uint8_t hdr[FORMAT_SNAP_HEADER_BYTES];
     struct format_snap_header h;
-    char why[DISK_WHY];
-    int64_t n = io_exec_pread(s->io, (int)fd, hdr, sizeof(hdr), 0);
-    if (n < 0 || format_snap_header_decode(hdr, (size_t)n, &h, why, sizeof(why)) < 0 ||
-        h.meta.last.index != id.index || h.meta.last.term != id.term) {
-        io_exec_close(s->io, (int)fd);
-        return n < 0 ? YGGR_ERR_IO : YGGR_ERR_CORRUPT;
+    int64_t fd = snapshot_open_verified(s, id, &h, false);
+    if (fd < 0) {
+        return (int)fd;
     }
     c->fd = (int)fd;
     c->id = id;

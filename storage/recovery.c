@@ -871,7 +871,7 @@ int recovery_bootstrap(struct yggr_storage *s, const struct yggr_storage_meta *m
 {
     YGGR_ASSERT(s != NULL && meta != NULL);
     YGGR_ASSERT(!s->started);
-    if (!format_membership_valid(&meta->bootstrap_config)) {
+    if (!yggr_membership_valid(&meta->bootstrap_config)) {
         snprintf(why, why_size, "%s: invalid bootstrap configuration", s->dir);
         return YGGR_ERR_INVALID;
     }

@@ -263,7 +263,7 @@ int snapshot_commit(struct yggr_storage_snapshot_writer *w, const struct yggr_sn
     YGGR_ASSERT(w != NULL && meta != NULL);
     struct yggr_storage *s = w->s;
     if (meta->last.index == 0 || meta->size != w->size ||
-        !format_membership_valid(&meta->config)) {
+        !yggr_membership_valid(&meta->config)) {
         snprintf(why, why_size, "%s: snapshot meta invalid (index %" PRIu64 ", size %" PRIu64
                  ", %" PRIu64 " bytes written)", w->path, meta->last.index, meta->size, w->size);
         writer_free(w, true);
@@ -309,13 +309,12 @@ void snapshot_abort(struct yggr_storage_snapshot_writer *w)
 
 /* ---- reader (apply thread) ----------------------------------------------------------------- */
 
-int snapshot_open(struct yggr_storage *s, struct yggr_log_id last,
-                  struct yggr_storage_snapshot_reader **out, struct yggr_snapshot_meta *meta)
+/* Open snapshot `last` read-only and verify its header (and, when check_size, that the file
+ * holds exactly header + payload). Returns the fd or a negative yggr_err. */
+int64_t snapshot_open_verified(struct yggr_storage *s, struct yggr_log_id last,
+                               struct format_snap_header *h, bool check_size)
 {
-    YGGR_ASSERT(s != NULL && out != NULL);
-    if (last.index == 0 && !snapshot_registry_current(&s->snaps, &last)) {
-        return YGGR_ERR_NOT_FOUND;
-    }
+    YGGR_ASSERT(s != NULL && h != NULL);
     char path[512];
     snapshot_path(s, last, path, sizeof(path));
     int64_t fd = io_exec_open(s->io, path, O_RDONLY, 0);
@@ -323,15 +322,29 @@ int snapshot_open(struct yggr_storage *s, struct yggr_log_id last,
         return fd == -ENOENT ? YGGR_ERR_NOT_FOUND : YGGR_ERR_IO;
     }
     uint8_t hdr[FORMAT_SNAP_HEADER_BYTES];
-    struct format_snap_header h;
     char why[DISK_WHY];
     int64_t n = io_exec_pread(s->io, (int)fd, hdr, sizeof(hdr), 0);
-    int64_t size = io_exec_size(s->io, (int)fd);
-    if (n < 0 || size < 0 || format_snap_header_decode(hdr, (size_t)n, &h, why, sizeof(why)) < 0 ||
-        id_cmp(h.meta.last, last) != 0 ||
-        (uint64_t)size != FORMAT_SNAP_HEADER_BYTES + h.meta.size) {
+    int64_t size = check_size ? io_exec_size(s->io, (int)fd) : 0;
+    if (n < 0 || size < 0 || format_snap_header_decode(hdr, (size_t)n, h, why, sizeof(why)) < 0 ||
+        id_cmp(h->meta.last, last) != 0 ||
+        (check_size && (uint64_t)size != FORMAT_SNAP_HEADER_BYTES + h->meta.size)) {
         io_exec_close(s->io, (int)fd);
         return n < 0 || size < 0 ? YGGR_ERR_IO : YGGR_ERR_CORRUPT;
+    }
+    return fd;
+}
+
+int snapshot_open(struct yggr_storage *s, struct yggr_log_id last,
+                  struct yggr_storage_snapshot_reader **out, struct yggr_snapshot_meta *meta)
+{
+    YGGR_ASSERT(s != NULL && out != NULL);
+    if (last.index == 0 && !snapshot_registry_current(&s->snaps, &last)) {
+        return YGGR_ERR_NOT_FOUND;
+    }
+    struct format_snap_header h;
+    int64_t fd = snapshot_open_verified(s, last, &h, true);
+    if (fd < 0) {
+        return (int)fd;
     }
     struct yggr_storage_snapshot_reader *r = calloc(1, sizeof(*r));
     if (r == NULL) {
@@ -384,7 +397,7 @@ int snapshot_chunk_copy(const struct yggr_storage_req *req, struct disk_chunk **
 {
     const struct yggr_snapshot_meta *meta = &req->as.snap_chunk.meta;
     uint32_t len = req->as.snap_chunk.len;
-    if (meta->last.index == 0 || !format_membership_valid(&meta->config) ||
+    if (meta->last.index == 0 || !yggr_membership_valid(&meta->config) ||
         (len > 0 && req->as.snap_chunk.data == NULL)) {
         return YGGR_ERR_INVALID;
     }

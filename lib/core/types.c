@@ -53,33 +53,41 @@ const char *yggr_role_name(enum yggr_role role)
     return "unknown";
 }
 
+void yggr_buf_retain_n(struct yggr_buf *buf, uint32_t n)
+{
+    if (buf != NULL && n > 0) {
+        /* Relaxed: taking a reference needs no ordering, the caller already holds one. */
+        uint32_t old = atomic_fetch_add_explicit(&buf->refs, n, memory_order_relaxed);
+        YGGR_ASSERT(old > 0);
+        YGGR_ASSERT(old <= UINT32_MAX - n);
+    }
+}
+
 struct yggr_buf *yggr_buf_retain(struct yggr_buf *buf)
 {
-    if (buf != NULL) {
-        /* Relaxed: taking a reference needs no ordering, the caller already holds one. */
-        uint32_t old = atomic_fetch_add_explicit(&buf->refs, 1, memory_order_relaxed);
-        YGGR_ASSERT(old > 0);
-        YGGR_ASSERT(old < UINT32_MAX);
-    }
+    yggr_buf_retain_n(buf, 1);
     return buf;
 }
 
-void yggr_buf_release(struct yggr_buf *buf)
+void yggr_buf_release_n(struct yggr_buf *buf, uint32_t n)
 {
-    if (buf == NULL) {
+    if (buf == NULL || n == 0) {
         return;
     }
     /* acq_rel: release orders this owner's uses before the free; acquire, in the last
      * owner, pairs with every other owner's release. (A release decrement plus an acquire
      * fence is equivalent but ThreadSanitizer does not model fences; on x86 both are the
      * same locked instruction.) */
-    uint32_t old = atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel);
-    YGGR_ASSERT(old > 0);
-    if (old == 1) {
-        if (buf->free_fn != NULL) {
-            buf->free_fn(buf);
-        }
+    uint32_t old = atomic_fetch_sub_explicit(&buf->refs, n, memory_order_acq_rel);
+    YGGR_ASSERT(old >= n);
+    if (old == n && buf->free_fn != NULL) {
+        buf->free_fn(buf);
     }
+}
+
+void yggr_buf_release(struct yggr_buf *buf)
+{
+    yggr_buf_release_n(buf, 1);
 }
 
 static void buf_free_malloced(struct yggr_buf *buf)
@@ -181,6 +189,35 @@ bool yggr_membership_apply(struct yggr_membership *m, enum yggr_change_type type
     }
     YGGR_ASSERT(m->voter_count + m->learner_count <= YGGR_MAX_MEMBERS);
     return changed;
+}
+
+static bool ids_ascending(const uint64_t *ids, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (ids[i] == 0 || (i > 0 && ids[i - 1] >= ids[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool yggr_membership_valid(const struct yggr_membership *m)
+{
+    YGGR_ASSERT(m != NULL);
+    if (m->voter_count > YGGR_MAX_MEMBERS || m->learner_count > YGGR_MAX_MEMBERS ||
+        m->voter_count + m->learner_count > YGGR_MAX_MEMBERS) {
+        return false;
+    }
+    if (!ids_ascending(m->voters, m->voter_count) ||
+        !ids_ascending(m->learners, m->learner_count)) {
+        return false;
+    }
+    for (uint32_t i = 0; i < m->learner_count; i++) {
+        if (yggr_membership_is_voter(m, m->learners[i])) {
+            return false;
+        }
+    }
+    return true;
 }
 
 bool yggr_membership_equal(const struct yggr_membership *a, const struct yggr_membership *b)

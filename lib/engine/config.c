@@ -117,41 +117,16 @@ void config_compact(struct config *c, uint64_t upto)
     YGGR_ASSERT(c->count == 0 || c->hist[0].index > c->base_index);
 }
 
-static bool ids_valid(const uint64_t *ids, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        if (ids[i] == 0 || (i > 0 && ids[i - 1] >= ids[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool membership_valid(const struct yggr_membership *m)
-{
-    if (m->voter_count + m->learner_count > YGGR_MAX_MEMBERS) {
-        return false;
-    }
-    if (!ids_valid(m->voters, m->voter_count) || !ids_valid(m->learners, m->learner_count)) {
-        return false;
-    }
-    for (uint32_t i = 0; i < m->learner_count; i++) {
-        if (yggr_membership_is_voter(m, m->learners[i])) {
-            return false;
-        }
-    }
-    return true;
-}
 
 int config_check(const struct config *c, char *why, size_t n)
 {
-    if (!membership_valid(&c->base)) {
+    if (!yggr_membership_valid(&c->base)) {
         snprintf(why, n, "config: base not sorted, unique and disjoint");
         return -1;
     }
     for (uint32_t k = 0; k < c->count; k++) {
         uint64_t prev = k == 0 ? c->base_index : c->hist[k - 1].index;
-        if (c->hist[k].index <= prev || !membership_valid(&c->hist[k].m)) {
+        if (c->hist[k].index <= prev || !yggr_membership_valid(&c->hist[k].m)) {
             snprintf(why, n, "config: history entry %u invalid (index %llu)", k,
                      (unsigned long long)c->hist[k].index);
             return -1;
@@ -197,7 +172,7 @@ void config_bootstrap(struct yggr_engine *e, const struct yggr_membership *base,
     if (k == 0 || have >= k || (have > 0 && log_last_term(&e->log) != 0)) {
         return; /* a joiner, or the log already holds the bootstrap entries: the log wins */
     }
-    YGGR_ASSERT(membership_valid(base));
+    YGGR_ASSERT(yggr_membership_valid(base));
     /* A torn bootstrap write left a prefix: it must be the prefix of these very entries
      * (every founder must be given the same base_config). A snapshot of term 0 (sim F13)
      * holds the first `floor` of them; the stored ones above it are in `configs` (which may

@@ -247,15 +247,6 @@ void snapshot_flush_reply(struct yggr_engine *e)
     m->as.snapshot_response.round = e->cfg.reference_wire ? 0 : e->in.round;
 }
 
-static bool ids_sorted(const uint64_t *ids, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        if (ids[i] == 0 || (i > 0 && ids[i - 1] >= ids[i])) {
-            return false;
-        }
-    }
-    return true;
-}
 
 static bool request_valid(const struct yggr_msg *msg)
 {
@@ -266,19 +257,7 @@ static bool request_valid(const struct yggr_msg *msg)
         req->offset > UINT64_MAX - req->len) {
         return false;
     }
-    if (c->voter_count > YGGR_MAX_MEMBERS || c->learner_count > YGGR_MAX_MEMBERS ||
-        c->voter_count + c->learner_count > YGGR_MAX_MEMBERS) {
-        return false;
-    }
-    if (!ids_sorted(c->voters, c->voter_count) || !ids_sorted(c->learners, c->learner_count)) {
-        return false;
-    }
-    for (uint32_t i = 0; i < c->learner_count; i++) {
-        if (yggr_membership_is_voter(c, c->learners[i])) {
-            return false;
-        }
-    }
-    return true;
+    return yggr_membership_valid(c);
 }
 
 /* Hand the chunk to storage; returns false when it is a gap or a duplicate (replied). */

@@ -87,15 +87,15 @@ Test(format, names_parse_only_exact_forms)
 Test(format, membership_validation)
 {
     struct yggr_membership m = sample_meta().bootstrap_config;
-    cr_expect(format_membership_valid(&m));
+    cr_expect(yggr_membership_valid(&m));
     m.voters[1] = 1; /* not ascending */
-    cr_expect(not(format_membership_valid(&m)));
+    cr_expect(not(yggr_membership_valid(&m)));
     m = sample_meta().bootstrap_config;
     m.learners[0] = 2; /* voter and learner */
-    cr_expect(not(format_membership_valid(&m)));
+    cr_expect(not(yggr_membership_valid(&m)));
     m = sample_meta().bootstrap_config;
     m.voter_count = YGGR_MAX_MEMBERS + 1;
-    cr_expect(not(format_membership_valid(&m)));
+    cr_expect(not(yggr_membership_valid(&m)));
 }
 
 Test(format, records_round_trip_every_type_and_depend_on_their_seed)

@@ -39,7 +39,7 @@ static const char usage[] =
     "  --heartbeat-ticks N      heartbeat interval in ticks (default 3)\n"
     "Capacity:\n"
     "  --max-pending N          proposals in flight before BUSY (default 65536)\n"
-    "  --snapshot-entries N     snapshot every N applied entries (default 100000; 0 = off)\n"
+    "  --snapshot-entries N     snapshot every N applied entries (default 1000000; 0 = off)\n"
     "  --log-cache N            in-memory log entries, power of two (default 65536)\n"
     "  --cpus D,A,N,K           pin driver, apply, network, disk threads (needs >= 4 cpus)\n"
     "  --max-conns N            client connections (default 10000)\n"
@@ -297,7 +297,7 @@ static void defaults(struct kv_args *a)
     a->cfg.max_pending_proposals = 65536;
     a->cfg.max_pending_applies = 65536;
     a->cfg.max_pending_reads = 65536;
-    a->cfg.snapshot_threshold_entries = 100000;
+    a->cfg.snapshot_threshold_entries = 1000000;
     a->cfg.lease_duration_ticks = 0;
     a->cfg.peers = a->peers;
     a->max_conns = 10000;

@@ -17,12 +17,29 @@
 
 #define SNAP_MAGIC 0x4B565931u /* "1YVK" */
 
+#define KV_INLINE_KEY 32
+
 struct kv_slot {
     uint64_t hash;  /* 0 = empty, 1 = tombstone */
     uint32_t klen;
     uint32_t vlen;
-    char *mem;      /* key bytes then value bytes */
+    uint32_t cap;   /* bytes of mem */
+    uint32_t pad;
+    char *mem;      /* [key if klen > KV_INLINE_KEY] value */
+    char key[KV_INLINE_KEY];
 };
+
+_Static_assert(sizeof(struct kv_slot) == 64, "one cache line per slot");
+
+static const char *slot_key(const struct kv_slot *s)
+{
+    return s->klen <= KV_INLINE_KEY ? s->key : s->mem;
+}
+
+static char *slot_value(const struct kv_slot *s)
+{
+    return s->klen <= KV_INLINE_KEY ? s->mem : s->mem + s->klen;
+}
 
 struct kv_map {
     struct kv_slot *slots;
@@ -95,7 +112,7 @@ static struct kv_slot *find(struct kv_map *m, const char *k, uint32_t kl, uint64
             if (tomb == NULL) {
                 tomb = s;
             }
-        } else if (s->hash == h && s->klen == kl && memcmp(s->mem, k, kl) == 0) {
+        } else if (s->hash == h && s->klen == kl && memcmp(slot_key(s), k, kl) == 0) {
             *hit = true;
             return s;
         }
@@ -116,7 +133,7 @@ static void grow(struct kv_map *m)
     for (uint64_t i = 0; i < old_cap; i++) {
         if (old[i].hash > 1) {
             bool hit;
-            *find(m, old[i].mem, old[i].klen, old[i].hash, &hit) = old[i];
+            *find(m, slot_key(&old[i]), old[i].klen, old[i].hash, &hit) = old[i];
         }
     }
     free(old);
@@ -130,7 +147,7 @@ const char *kv_map_get(struct kv_map *m, const char *key, uint32_t klen, uint32_
         return NULL;
     }
     *vlen = s->vlen;
-    return s->mem + s->klen;
+    return slot_value(s);
 }
 
 static void map_set(struct kv_map *m, const char *k, uint32_t kl, const char *v, uint32_t vl)
@@ -141,22 +158,30 @@ static void map_set(struct kv_map *m, const char *k, uint32_t kl, const char *v,
     uint64_t h = hash_bytes(k, kl);
     bool hit;
     struct kv_slot *s = find(m, k, kl, h, &hit);
-    char *mem = malloc((size_t)kl + vl + 1);
-    if (mem == NULL) {
-        fprintf(stderr, "yggr-kv: out of memory\n");
-        abort();
-    }
-    memcpy(mem, k, kl);
-    memcpy(mem + kl, v, vl);
-    if (hit) {
-        free(s->mem);
-    } else {
+    uint32_t need = (kl > KV_INLINE_KEY ? kl : 0) + vl + 1;
+    if (!hit) {
         if (s->hash == 0) {
             m->used++;
         }
         m->live++;
+        *s = (struct kv_slot){.hash = h, .klen = kl};
     }
-    *s = (struct kv_slot){.hash = h, .klen = kl, .vlen = vl, .mem = mem};
+    if (need > s->cap) {
+        char *mem = realloc(s->mem, need);
+        if (mem == NULL) {
+            fprintf(stderr, "yggr-kv: out of memory\n");
+            abort();
+        }
+        s->mem = mem;
+        s->cap = need;
+    }
+    if (kl <= KV_INLINE_KEY) {
+        memcpy(s->key, k, kl);
+    } else {
+        memcpy(s->mem, k, kl);
+    }
+    memcpy(slot_value(s), v, vl);
+    s->vlen = vl;
 }
 
 uint64_t kv_map_digest(struct kv_map *m)
@@ -165,7 +190,7 @@ uint64_t kv_map_digest(struct kv_map *m)
     for (uint64_t i = 0; i < m->cap; i++) {
         const struct kv_slot *s = &m->slots[i];
         if (s->hash > 1) {
-            d += s->hash * 31u + hash_bytes(s->mem + s->klen, s->vlen);
+            d += s->hash * 31u + hash_bytes(slot_value(s), s->vlen);
         }
     }
     return d;
@@ -222,13 +247,12 @@ static void kv_apply(void *ctx, const struct yggr_command *cmd, struct yggr_repl
         char *buf = malloc((size_t)s->vlen + 1);
         if (buf != NULL) {
             buf[0] = 'P';
-            memcpy(buf + 1, s->mem + s->klen, s->vlen);
+            memcpy(buf + 1, slot_value(s), s->vlen);
             yggr_reply_set(reply, buf, s->vlen + 1);
             free(buf);
         }
         free(s->mem);
-        s->mem = NULL;
-        s->hash = 1;
+        *s = (struct kv_slot){.hash = 1};
         m->live--;
         return;
     }
@@ -236,25 +260,57 @@ static void kv_apply(void *ctx, const struct yggr_command *cmd, struct yggr_repl
     yggr_reply_set(reply, "E", 1);
 }
 
+/* Snapshot output goes through a 256 KiB buffer: one yggr_snapshot_write per buffer, not
+ * four per key. */
+struct snap_out {
+    struct yggr_snapshot_writer *w;
+    uint32_t len;
+    int rc;
+    char buf[256 * 1024];
+};
+
+static void out_flush(struct snap_out *o)
+{
+    if (o->rc == 0 && o->len > 0) {
+        o->rc = yggr_snapshot_write(o->w, o->buf, o->len);
+    }
+    o->len = 0;
+}
+
+static void out_put(struct snap_out *o, const void *p, uint32_t n)
+{
+    if (o->len + n > sizeof(o->buf)) {
+        out_flush(o);
+    }
+    if (n > sizeof(o->buf)) {
+        o->rc = o->rc == 0 ? yggr_snapshot_write(o->w, p, n) : o->rc;
+        return;
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+}
+
 static int kv_snapshot(void *ctx, struct yggr_snapshot_writer *w)
 {
     struct kv_map *m = ctx;
+    static struct snap_out o; /* apply thread only: one snapshot at a time */
+    o.w = w;
+    o.len = 0;
+    o.rc = 0;
     uint32_t magic = SNAP_MAGIC;
-    int rc = yggr_snapshot_write(w, &magic, 4);
-    if (rc == 0) {
-        rc = yggr_snapshot_write(w, &m->live, 8);
-    }
-    for (uint64_t i = 0; i < m->cap && rc == 0; i++) {
+    out_put(&o, &magic, 4);
+    out_put(&o, &m->live, 8);
+    for (uint64_t i = 0; i < m->cap && o.rc == 0; i++) {
         const struct kv_slot *s = &m->slots[i];
         if (s->hash > 1) {
-            uint32_t lens[2] = {s->klen, s->vlen};
-            rc = yggr_snapshot_write(w, &lens[0], 4);
-            rc = rc == 0 ? yggr_snapshot_write(w, s->mem, s->klen) : rc;
-            rc = rc == 0 ? yggr_snapshot_write(w, &lens[1], 4) : rc;
-            rc = rc == 0 ? yggr_snapshot_write(w, s->mem + s->klen, s->vlen) : rc;
+            out_put(&o, &s->klen, 4);
+            out_put(&o, slot_key(s), s->klen);
+            out_put(&o, &s->vlen, 4);
+            out_put(&o, slot_value(s), s->vlen);
         }
     }
-    return rc;
+    out_flush(&o);
+    return o.rc;
 }
 
 static int read_all(struct yggr_snapshot_reader *r, void *p, size_t n)

@@ -79,6 +79,10 @@ struct yggr_buf {
 YGGR_API struct yggr_buf *yggr_buf_retain(struct yggr_buf *buf);
 /* Drop a reference. NULL is accepted and ignored. */
 YGGR_API void yggr_buf_release(struct yggr_buf *buf);
+/* Take / drop `n` references at once (one atomic operation: many entries usually share one
+ * buffer, so batching keeps the shared counter's cache line from bouncing per entry). */
+YGGR_API void yggr_buf_retain_n(struct yggr_buf *buf, uint32_t n);
+YGGR_API void yggr_buf_release_n(struct yggr_buf *buf, uint32_t n);
 /* malloc a buffer of `size` bytes with refs = 1 (freed by release). NULL on ENOMEM. */
 YGGR_API struct yggr_buf *yggr_buf_alloc(uint32_t size);
 
@@ -150,6 +154,9 @@ YGGR_API bool yggr_membership_apply(struct yggr_membership *m, enum yggr_change_
                                     uint64_t node);
 YGGR_API bool yggr_membership_equal(const struct yggr_membership *a,
                                     const struct yggr_membership *b);
+/* True when the sets are well formed: counts within YGGR_MAX_MEMBERS together, ids
+ * non-zero and strictly ascending in each set, no id in both sets. */
+YGGR_API bool yggr_membership_valid(const struct yggr_membership *m);
 
 #ifdef __cplusplus
 }
