@@ -120,8 +120,22 @@ static void apply_publish(struct yggr_node *node, uint64_t index, uint64_t term)
     atomic_store_explicit(&node->applied_index, index, memory_order_release);
 }
 
+/* After a fatal error (a failed restore) the state machine is in an unknown state: drop
+ * what is still queued instead of applying it on top. */
+static void apply_drop(struct yggr_node *node, struct apply_item *it)
+{
+    if (it->req != NULL) {
+        apply_complete_propose(node, it->req, YGGR_ERR_FATAL, 0, NULL, 0);
+    }
+    yggr_buf_release(it->buf);
+}
+
 static void apply_entry(struct yggr_node *node, struct apply_item *it, struct yggr_reply *reply)
 {
+    if (atomic_load(&node->health) == YGGR_HEALTH_FATAL) {
+        apply_drop(node, it);
+        return;
+    }
     YGGR_ASSERT(it->index == atomic_load(&node->applied_index) + 1 ||
                 atomic_load(&node->applied_index) == 0);
     if (it->entry_type == YGGR_ENTRY_COMMAND) {
@@ -330,6 +344,10 @@ static bool apply_one(struct yggr_node *node, struct apply_item *it, struct yggr
         return true;
     case APPLY_READ:
         YGGR_ASSERT(it->req != NULL);
+        if (atomic_load(&node->health) == YGGR_HEALTH_FATAL) {
+            apply_complete_read(node, it->req, YGGR_ERR_FATAL, 0, NULL);
+            return true;
+        }
         apply_complete_read(node, it->req, 0, 0, node->config.sm.ctx);
         return true;
     case APPLY_RESTORE:

@@ -422,23 +422,26 @@ static void driver_route_apply(struct driver *d, const struct yggr_actions *a)
     } else if (a->flags & YGGR_ACT_APPLY) {
         /* Entries of a batch mostly share one payload chunk: take their references with
          * one atomic per run of equal buffers (the apply thread releases them the same
-         * way), so the chunk's counter does not bounce between cores per entry. */
+         * way), so the chunk's counter does not bounce between cores per entry. All of
+         * them are taken BEFORE any item is published: the apply thread may release a
+         * run as soon as it has seen it. */
         struct yggr_buf *run = NULL;
         uint32_t run_len = 0;
         for (uint32_t i = 0; i < a->apply.count; i++) {
-            const struct yggr_entry *e = &a->apply.entries[i];
-            if (e->buf != run) {
+            if (a->apply.entries[i].buf != run) {
                 yggr_buf_retain_n(run, run_len);
-                run = e->buf;
+                run = a->apply.entries[i].buf;
                 run_len = 0;
             }
             run_len++;
+        }
+        yggr_buf_retain_n(run, run_len);
+        for (uint32_t i = 0; i < a->apply.count; i++) {
             struct apply_item it;
-            driver_entry_item(d, e, &it, false);
+            driver_entry_item(d, &a->apply.entries[i], &it, false);
             driver_apply_push(d, &it);
             d->pushed_index = it.index;
         }
-        yggr_buf_retain_n(run, run_len);
     }
     if (a->flags & (YGGR_ACT_APPLY | YGGR_ACT_APPLY_SNAPSHOT)) {
         driver_push_ready_reads(d);
