@@ -200,6 +200,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+#if !YGGR_IO_TESTS
+    if (use_real) {
+        printf("scenarios: SKIP: io tests disabled at build time (-Dio_tests=disabled)\n");
+        return 77;
+    }
+#endif
     int ran = 0;
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         if (only != NULL && strcmp(only, all[i].name) != 0) {
