@@ -2,9 +2,10 @@
 /* The public request API (yggr.h): proposals, reads, administration, status, metrics.
  *
  * Design notes:
- * - Any thread may call these. Asynchronous calls take a slot from the node's fixed pool
- *   (never malloc for commands up to NODE_INLINE_COMMAND bytes), push it on the MPSC ring
- *   and ring the driver's doorbell (a no-op unless the driver is parked).
+ * - Any thread may call these. Asynchronous calls take a slot from the node's fixed pool,
+ *   copy the command once into the node's payload arena (no per-command malloc below
+ *   ARENA_MAX_SLICE bytes), push the slot on the MPSC ring and ring the driver's doorbell
+ *   (a no-op unless the driver is parked).
  * - Blocking calls (propose_sync, admin) wait on a heap-allocated waiter shared with the
  *   completing thread through a reference count, so a caller that times out can return
  *   while the node still holds the request.
@@ -64,15 +65,10 @@ int yggr_propose(struct yggr_node *node, const void *cmd, uint32_t len, yggr_pro
     req->propose_cb = cb;
     req->ctx = ctx;
     req->len = len;
-    if (len > NODE_INLINE_COMMAND) {
-        req->cmd_buf = yggr_buf_alloc(len);
-        if (req->cmd_buf == NULL) {
-            node_req_free(node, req);
-            return YGGR_ERR_NOMEM;
-        }
-        memcpy(req->cmd_buf->data, cmd, len);
-    } else if (len > 0) {
-        memcpy(req->data, cmd, len);
+    req->cmd_buf = arena_copy_command(node, cmd, len, &req->cmd_data);
+    if (req->cmd_buf == NULL) {
+        node_req_free(node, req);
+        return YGGR_ERR_NOMEM;
     }
     atomic_fetch_add_explicit(&node->proposals_submitted, 1, memory_order_relaxed);
     node_enqueue(node, req);

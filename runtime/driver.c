@@ -931,9 +931,6 @@ void driver_destroy(struct yggr_node *node)
     while (d->holes != NULL) {
         driver_close_hole(d, d->holes);
     }
-    if (d->chunk != NULL) {
-        yggr_buf_release(d->chunk);
-    }
     if (d->engine != NULL) {
         yggr_engine_destroy(d->engine);
     }

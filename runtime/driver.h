@@ -67,8 +67,6 @@ struct driver {
     struct req **batch;
     struct yggr_entry *batch_entries;
     uint32_t batch_cap;
-    struct yggr_buf *chunk;
-    uint32_t chunk_used;
 
     /* Proposals appended and waiting to be applied, in index order. */
     struct req_fifo pending;

@@ -4,8 +4,8 @@
  *
  * Design notes:
  * - All proposals drained in one wake-up become ONE PROPOSE step (natural batching: no
- *   timer; under load batches grow by themselves). Small commands are copied once from
- *   their request slot into the payload arena; large ones travel in their own buffer.
+ *   timer; under load batches grow by themselves). Commands are already in the payload
+ *   arena (copied by the proposing thread): entries reference them, zero copy.
  * - Proposals wait in `pending` (index order) until their entry is applied. A reply is
  *   matched by (index, term): an entry at that index with another term means our entry
  *   was replaced by another leader's, so the proposer gets NOT_LEADER, never another
@@ -131,30 +131,6 @@ void driver_match_proposal(struct driver *d, struct apply_item *it)
  * Proposals
  * ------------------------------------------------------------------------------------- */
 
-static bool carve(struct driver *d, struct req *r, struct yggr_entry *e)
-{
-    if (r->cmd_buf != NULL) {
-        e->data = r->cmd_buf->data;
-        e->buf = r->cmd_buf;
-        return true;
-    }
-    if (d->chunk == NULL || d->chunk_used + r->len > d->chunk->size) {
-        if (d->chunk != NULL) {
-            yggr_buf_release(d->chunk);
-        }
-        d->chunk = arena_chunk_get(d->node);
-        d->chunk_used = 0;
-        if (d->chunk == NULL) {
-            return false;
-        }
-    }
-    memcpy(d->chunk->data + d->chunk_used, r->data, r->len);
-    e->data = r->len > 0 ? d->chunk->data + d->chunk_used : NULL;
-    e->buf = d->chunk;
-    d->chunk_used += (r->len + 7u) & ~7u;
-    return true;
-}
-
 static void flush_batch(struct driver *d, uint32_t n)
 {
     if (n == 0) {
@@ -167,16 +143,14 @@ static void flush_batch(struct driver *d, uint32_t n)
         }
         return;
     }
-    uint32_t ok = 0;
+    uint32_t ok = n;
     for (uint32_t i = 0; i < n; i++) {
         struct yggr_entry *e = &d->batch_entries[i];
         memset(e, 0, sizeof(*e));
         e->type = YGGR_ENTRY_COMMAND;
         e->len = d->batch[i]->len;
-        if (!carve(d, d->batch[i], e)) {
-            break;
-        }
-        ok++;
+        e->data = e->len > 0 ? d->batch[i]->cmd_data : NULL;
+        e->buf = d->batch[i]->cmd_buf; /* the engine takes its own references */
     }
     struct yggr_event ev = {.type = YGGR_EVENT_PROPOSE};
     ev.as.propose.entries = d->batch_entries;

@@ -74,7 +74,7 @@ struct req *node_req_alloc(struct yggr_node *node, enum req_type type)
     }
     YGGR_ASSERT(req >= node->pool && req < node->pool + node->pool_size);
     uint32_t slot = req->slot;
-    memset(req, 0, offsetof(struct req, data));
+    memset(req, 0, sizeof(*req));
     req->slot = slot;
     req->type = type;
     return req;
@@ -245,6 +245,7 @@ static struct yggr_node *node_new(void)
     pthread_mutex_init(&node->fatal_mu, NULL);
     pthread_mutex_init(&node->book_mu, NULL);
     pthread_mutex_init(&node->status.mu, NULL);
+    pthread_mutex_init(&node->client_mu, NULL);
     atomic_init(&node->health, YGGR_HEALTH_RUNNING);
     atomic_init(&node->stopping, false);
     return node;
@@ -255,6 +256,7 @@ static void node_free(struct yggr_node *node)
     if (node == NULL) {
         return;
     }
+    arena_client_release(node);
     arena_drain(node);
     apply_ring_deinit(&node->to_apply);
     apply_ev_ring_deinit(&node->from_apply);
@@ -266,6 +268,7 @@ static void node_free(struct yggr_node *node)
     pthread_mutex_destroy(&node->fatal_mu);
     pthread_mutex_destroy(&node->book_mu);
     pthread_mutex_destroy(&node->status.mu);
+    pthread_mutex_destroy(&node->client_mu);
     free(node->pool);
     free(node->data_dir);
     free(node->listen_addr);

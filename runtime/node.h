@@ -14,13 +14,12 @@
 #include "yggr/plugin.h"
 #include "yggr/yggr.h"
 
-/* Commands up to this size travel inline in their request slot (copied once into the
- * driver's payload arena); larger ones get their own buffer (zero-copy from there on). */
-#define NODE_INLINE_COMMAND 240
-
-/* Payload arena chunks: entries of proposals are carved out of these. */
+/* Payload arena chunks: proposal commands are copied once into these (by the proposing
+ * thread) and referenced from then on by the engine, disk, network and apply actors. */
 #define ARENA_CHUNK_BYTES (256u * 1024u)
 #define ARENA_FREE_CHUNKS 64u
+/* Commands larger than this get a buffer of their own instead of a chunk slice. */
+#define ARENA_MAX_SLICE (ARENA_CHUNK_BYTES / 4u)
 
 enum req_type {
     REQ_PROPOSE = 1,
@@ -38,7 +37,8 @@ struct req {
     yggr_propose_fn propose_cb;
     void *ctx;
     uint32_t len;
-    struct yggr_buf *cmd_buf;       /* commands > NODE_INLINE_COMMAND */
+    struct yggr_buf *cmd_buf;       /* holds the command (one reference owned by the req) */
+    const uint8_t *cmd_data;        /* the command bytes inside cmd_buf */
     uint64_t index;                 /* assigned by the engine */
     uint64_t term;
     /* READ */
@@ -47,7 +47,6 @@ struct req {
     uint64_t read_index;
     /* ADMIN */
     struct admin *admin;
-    uint8_t data[NODE_INLINE_COMMAND];
 };
 
 enum admin_type {
@@ -185,9 +184,16 @@ struct yggr_node {
     struct book_entry book[YGGR_MAX_MEMBERS * 2];
     uint32_t book_count;
 
-    /* Arena of payload chunks (any thread returns chunks; driver takes). */
+    /* Arena of payload chunks (any thread returns chunks). Proposing threads carve command
+     * slices out of `client_chunk` under client_mu; its references are reserved in bulk
+     * (client_reserved of them belong to us), so a proposal costs no atomic operation on
+     * the chunk's counter. */
     struct mpsc_ring free_chunks;
     atomic_uint chunks_live;
+    pthread_mutex_t client_mu;
+    struct yggr_buf *client_chunk;
+    uint32_t client_used;
+    uint32_t client_reserved;
 
     /* Runtime counters (atomics: read by metrics from the driver). */
     atomic_uint_fast64_t proposals_submitted;
@@ -227,6 +233,11 @@ void apply_complete_read(struct yggr_node *node, struct req *req, int err, uint6
 /* arena.c */
 struct yggr_buf *arena_chunk_get(struct yggr_node *node);
 void arena_drain(struct yggr_node *node);
+/* Copy `len` bytes into the client arena; returns the buffer (one reference for the
+ * caller) and the copy's address in *data, or NULL on ENOMEM. Any thread. */
+struct yggr_buf *arena_copy_command(struct yggr_node *node, const void *cmd, uint32_t len,
+                                    const uint8_t **data);
+void arena_client_release(struct yggr_node *node);
 
 /* threads.c */
 void threads_setup(const char *name, int cpu, struct yggr_node *node);

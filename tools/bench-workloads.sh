@@ -51,6 +51,19 @@ raw_limits() {
     row RAW "loopback: blocking TCP, 64-entry x 64 B messages" "$((${msgs:-0} * 64))" - - -
 }
 
+rss_rows=()
+# Resident memory of each yggr-kv process right after a workload (MiB).
+record_rss() { # id
+    local pid f rss list=""
+    for f in "$work"/c/n*.pid; do
+        [ -f "$f" ] || continue
+        pid=$(cut -d' ' -f1 "$f")
+        rss=$(awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status" 2>/dev/null || echo "?")
+        list+="${list:+, }$(basename "$f" .pid) ${rss} MiB"
+    done
+    rss_rows+=("$1: $list")
+}
+
 run_load() { # id label loadgen-args...
     local id=$1 label=$2
     shift 2
@@ -58,6 +71,7 @@ run_load() { # id label loadgen-args...
     "$lg" --targets "$targets" --duration "$secs" --warmup 1 --json "$work/$id.json" "$@"
     row "$id" "$label" "$(num "$work/$id.json" ops_per_sec)" "$(num "$work/$id.json" p50_us)" \
         "$(num "$work/$id.json" p99_us)" "$(num "$work/$id.json" errors)"
+    record_rss "$id"
 }
 
 start_cluster() { # nodes
@@ -94,5 +108,10 @@ cluster stop >/dev/null 2>&1 || true
     printf '| %-4s | %-52s | %12s | %9s | %9s | %6s |\n' id workload "ops/s" "p50 us" "p99 us" errors
     echo "|------|------------------------------------------------------|--------------|-----------|-----------|--------|"
     printf '%s\n' "${rows[@]}"
+    echo
+    echo "Resident memory (VmRSS) of each yggr-kv process after each workload (log cache:"
+    echo "65536 entries; the key-value map itself holds up to 100,000 keys):"
+    echo
+    for r in "${rss_rows[@]}"; do echo "- $r"; done
 } | tee "$out"
 echo "bench-workloads: table written to $out"

@@ -140,13 +140,17 @@ static void on_commit(void *ctx, int err, uint64_t index, uint64_t hint, const u
     (void)len;
     uint64_t t0 = (uint64_t)(uintptr_t)ctx;
     if (err != 0) {
-        atomic_fetch_add(&B.errors, 1);
+        if (atomic_fetch_add(&B.errors, 1) == 0) {
+            fprintf(stderr, "bench-runtime: first error: %s\n", yggr_strerror(err));
+        }
     } else if (atomic_load_explicit(&B.measuring, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&hist[hist_bucket(now_us() - t0)], 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&B.done, 1, memory_order_relaxed);
     }
     atomic_fetch_sub(&B.outstanding, 1);
-    if (!atomic_load_explicit(&B.stop, memory_order_relaxed)) {
+    /* On an error (e.g. a leader change) do not resubmit here: the main loop finds the
+     * leader again and tops the window up. */
+    if (err == 0 && !atomic_load_explicit(&B.stop, memory_order_relaxed)) {
         submit();
     }
 }
@@ -158,7 +162,9 @@ static void submit(void)
     int rc = yggr_propose(B.nodes[B.leader], B.cmd, B.size, on_commit, (void *)(uintptr_t)t0);
     if (rc != 0) {
         atomic_fetch_sub(&B.outstanding, 1);
-        atomic_fetch_add(&B.errors, 1);
+        if (atomic_fetch_add(&B.errors, 1) == 0) {
+            fprintf(stderr, "bench-runtime: first refusal: %s\n", yggr_strerror(rc));
+        }
     }
 }
 
@@ -215,6 +221,31 @@ static int wait_leader(void)
     return -1;
 }
 
+static int wait_leader(void);
+
+/* Every 10 ms: follow the leader and top the window up to `inflight`. */
+static void tend_for(double seconds)
+{
+    for (int i = 0; i < (int)(seconds * 100); i++) {
+        usleep(10000);
+        struct yggr_status st;
+        if (yggr_status(B.nodes[B.leader], &st) == 0 && st.role != YGGR_ROLE_LEADER) {
+            int l = wait_leader();
+            if (l >= 0) {
+                B.leader = l;
+            }
+        }
+        while (atomic_load(&B.outstanding) < (int)B.inflight &&
+               !atomic_load_explicit(&B.stop, memory_order_relaxed)) {
+            uint64_t before = atomic_load(&B.errors);
+            submit();
+            if (atomic_load(&B.errors) != before) {
+                break;
+            }
+        }
+    }
+}
+
 static double cpu_seconds(void)
 {
     struct rusage ru;
@@ -228,14 +259,14 @@ static void run(double warmup, double duration)
     for (uint32_t i = 0; i < B.inflight; i++) {
         submit();
     }
-    usleep((useconds_t)(warmup * 1e6));
+    tend_for(warmup);
     uint64_t allocs0 = atomic_load(&alloc_calls);
     double cpu0 = cpu_seconds();
     uint64_t t0 = now_us();
     atomic_store(&B.measuring, true);
     uint64_t last = 0;
     for (int s = 1; s <= (int)duration; s++) {
-        usleep(1000000);
+        tend_for(1.0);
         uint64_t d = atomic_load(&B.done);
         printf("  t=%ds commits/s=%llu total=%llu errors=%llu\n", s,
                (unsigned long long)(d - last), (unsigned long long)d,
