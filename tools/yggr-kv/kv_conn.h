@@ -12,7 +12,7 @@
 
 #define KV_MAX_REQUEST (1u << 20)     /* one line / one RESP element */
 #define KV_MAX_OUTPUT (8u << 20)      /* stop parsing while more is unsent */
-#define KV_OPS_PER_CONN 4096          /* in-flight pipelined requests per connection */
+#define KV_OPS_PER_CONN 1024          /* in-flight pipelined requests per connection */
 #define KV_OP_INLINE 64
 
 enum kv_proto {

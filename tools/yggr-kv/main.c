@@ -38,7 +38,7 @@ static const char usage[] =
     "  --election-ticks MIN:MAX election timeout range in ticks (default 10:20)\n"
     "  --heartbeat-ticks N      heartbeat interval in ticks (default 3)\n"
     "Capacity:\n"
-    "  --max-pending N          proposals in flight before BUSY (default 65536)\n"
+    "  --max-pending N          proposals in flight before BUSY (default 16384)\n"
     "  --snapshot-entries N     snapshot every N applied entries (default 1000000; 0 = off)\n"
     "  --log-cache N            in-memory log entries, power of two (default 65536)\n"
     "  --cpus D,A,N,K           pin driver, apply, network, disk threads (needs >= 4 cpus)\n"
@@ -294,9 +294,9 @@ static void defaults(struct kv_args *a)
     memset(a, 0, sizeof(*a));
     yggr_config_init(&a->cfg, 0);
     a->cfg.tick_ms = 10;
-    a->cfg.max_pending_proposals = 65536;
-    a->cfg.max_pending_applies = 65536;
-    a->cfg.max_pending_reads = 65536;
+    a->cfg.max_pending_proposals = 16384;
+    a->cfg.max_pending_applies = 16384;
+    a->cfg.max_pending_reads = 16384;
     a->cfg.snapshot_threshold_entries = 1000000;
     a->cfg.lease_duration_ticks = 0;
     a->cfg.peers = a->peers;
