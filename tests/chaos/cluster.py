@@ -195,25 +195,24 @@ class Net:
             "{ type filter hook output priority 0; policy accept; }\n")
         self.rules = []
 
-    def _add(self, rule):
-        nft(f"add rule inet {NFT_TABLE} out {rule}\n")
-        self.rules.append(rule)
+    def _add(self, rules):
+        """Install rules in one nft transaction (all take effect at once)."""
+        nft("".join(f"add rule inet {NFT_TABLE} out {r}\n" for r in rules))
+        self.rules += rules
 
-    def block(self, src, dst):
-        """Drop every Raft packet from node src to node dst (one direction)."""
-        for port in ("dport", "sport"):
-            self._add(f"ip saddr {src.ip} ip daddr {dst.ip} tcp {port} {RAFT_PORT} drop")
+    def block(self, pairs):
+        """Drop every Raft packet from src to dst, for each (src, dst) node pair."""
+        self._add([f"ip saddr {src.ip} ip daddr {dst.ip} tcp {port} {RAFT_PORT} drop"
+                   for src, dst in pairs for port in ("dport", "sport")])
 
     def isolate(self, node, others):
-        for o in others:
-            if o.id != node.id:
-                self.block(node, o)
-                self.block(o, node)
+        """Cut `node` off from `others` in both directions."""
+        self.block([p for o in others if o.id != node.id for p in ((node, o), (o, node))])
 
     def loss(self, percent):
         """Drop `percent` % of all Raft packets at random (nft numgen)."""
-        for port in ("dport", "sport"):
-            self._add(f"tcp {port} {RAFT_PORT} numgen random mod 100 < {int(percent)} drop")
+        self._add([f"tcp {port} {RAFT_PORT} numgen random mod 100 < {int(percent)} drop"
+                   for port in ("dport", "sport")])
 
     def heal(self):
         nft(f"flush chain inet {NFT_TABLE} out\n")

@@ -146,13 +146,19 @@ class RssSampler(threading.Thread):
                 self.peak[n.id] = max(self.peak[n.id], n.rss_kib())
             time.sleep(self.period)
 
+    def reset(self):
+        self.peak = {n.id: n.rss_kib() for n in self.nodes}
+
     def stop(self):
         self.stop_flag.set()
         self.join()
 
 
+BIG_KEY = "hostile-big"
+
+
 def attack(nodes, leader, rng, log, idle_per_node):
-    """The whole hostile phase; returns (failures, figures)."""
+    """One round of the hostile phase; returns (failures, figures)."""
     figures = {}
     failures = run_malformed(nodes, rng, log)
     socks = open_idle(nodes, idle_per_node)
@@ -163,7 +169,8 @@ def attack(nodes, leader, rng, log, idle_per_node):
     def pipe(node, line, key):
         results[key] = pipeline_unread(node, 100000, line)
     followers = [n for n in nodes if n.id != leader.id]
-    for node, line, key in [(leader, "GET k1", "leader GET"),
+    # GET of a 4 KiB value: 100,000 replies are 400 MB, far over the server's output budget.
+    for node, line, key in [(leader, f"GET {BIG_KEY}", "leader GET (4 KiB value)"),
                             (followers[0], "PING", "follower PING"),
                             (followers[-1], "*1\r\n$4\r\nPING\r", "follower RESP PING")]:
         t = threading.Thread(target=pipe, args=(node, line, key))

@@ -21,13 +21,16 @@ from cluster import KvClient, now_us, parse_info
 
 
 class Fault:
-    def __init__(self, kind, detail, nodes, leader_affecting, heal):
+    """Made right AFTER the fault took effect (process reaped, nft rule in place), so t_us
+    is never earlier than the fault: a write invoked after t_us met the fault."""
+
+    def __init__(self, ctx, kind, detail, nodes, leader_affecting, heal):
         self.kind = kind
         self.detail = detail
         self.nodes = [n.id for n in nodes]
         self.leader_affecting = leader_affecting
         self.heal = heal
-        self.t_us = None
+        self.t_us = now_us(ctx.t0_ns)
         self.heal_us = None
 
     def record(self):
@@ -83,7 +86,7 @@ class Context:
 
 def _kill(ctx, node, leader):
     ctx.cluster.kill(node)
-    return Fault("kill", f"SIGKILL node {node.id}", [node],
+    return Fault(ctx, "kill", f"SIGKILL node {node.id}", [node],
                  leader is not None and node.id == leader.id, lambda: ctx.restart(node))
 
 
@@ -108,20 +111,20 @@ def kill_all(ctx):
             ctx.cluster.start(n)
         for n in nodes:
             ctx.cluster.wait_port(n)
-    return Fault("kill-all", "SIGKILL every node", nodes, True, heal)
+    return Fault(ctx, "kill-all", "SIGKILL every node", nodes, True, heal)
 
 
 def pause(ctx):
     node, leader = ctx.pick(prefer_leader=0.5)
     ctx.cluster.pause(node)
-    return Fault("pause", f"SIGSTOP node {node.id}", [node],
+    return Fault(ctx, "pause", f"SIGSTOP node {node.id}", [node],
                  leader is not None and node.id == leader.id,
                  lambda: ctx.cluster.resume(node))
 
 
 def _isolate(ctx, node, leader, kind):
     ctx.net.isolate(node, ctx.members())
-    return Fault(kind, f"node {node.id} cut off from the others", [node],
+    return Fault(ctx, kind, f"node {node.id} cut off from the others", [node],
                  leader is not None and node.id == leader.id, ctx.net.heal)
 
 
@@ -142,9 +145,8 @@ def partition_bridge(ctx):
     members = ctx.members()
     ctx.rng.shuffle(members)
     a, bridge, c = members[0], members[1], members[2]
-    ctx.net.block(a, c)
-    ctx.net.block(c, a)
-    return Fault("partition-bridge", f"node {bridge.id} bridges {a.id} and {c.id}",
+    ctx.net.block([(a, c), (c, a)])
+    return Fault(ctx, "partition-bridge", f"node {bridge.id} bridges {a.id} and {c.id}",
                  [a, c], False, ctx.net.heal)
 
 
@@ -155,24 +157,21 @@ def partition_oneway(ctx):
     variant = ctx.rng.choice(["leader-mute", "leader-deaf", "one-link"])
     if leader is None or variant == "one-link":
         src, dst = ctx.rng.sample(ctx.members(), 2)
-        ctx.net.block(src, dst)
-        return Fault("partition-oneway", f"{src.id} -> {dst.id} dropped", [src, dst],
+        ctx.net.block([(src, dst)])
+        return Fault(ctx, "partition-oneway", f"{src.id} -> {dst.id} dropped", [src, dst],
                      False, ctx.net.heal)
-    for o in others:
-        if variant == "leader-mute":
-            ctx.net.block(leader, o)
-        else:
-            ctx.net.block(o, leader)
-    what = "cannot send" if variant == "leader-mute" else "cannot receive"
-    return Fault("partition-oneway", f"leader {leader.id} {what}", [leader], True,
+    mute = variant == "leader-mute"
+    ctx.net.block([(leader, o) if mute else (o, leader) for o in others])
+    what = "cannot send" if mute else "cannot receive"
+    return Fault(ctx, "partition-oneway", f"leader {leader.id} {what}", [leader], True,
                  ctx.net.heal)
 
 
 def packet_loss(ctx):
     percent = ctx.rng.choice([10, 20, 30, 40])
     ctx.net.loss(percent)
-    return Fault("packet-loss", f"{percent}% of Raft packets dropped", ctx.members(), False,
-                 ctx.net.heal)
+    return Fault(ctx, "packet-loss", f"{percent}% of Raft packets dropped", ctx.members(),
+                 False, ctx.net.heal)
 
 
 def power_cut(ctx):
@@ -193,7 +192,7 @@ def power_cut(ctx):
             ctx.cluster.start(n)
         for n in nodes:
             ctx.cluster.wait_port(n)
-    return Fault("power-cut", detail, nodes, affecting, heal)
+    return Fault(ctx, "power-cut", detail, nodes, affecting, heal)
 
 
 def mixed_single(ctx):
@@ -221,10 +220,8 @@ def run(ctx, inject, seconds, hold=(1.0, 3.0), quiet=(1.0, 2.5), stop=None):
     faults = []
     end = time.monotonic() + seconds
     while time.monotonic() < end and not (stop and stop.is_set()):
-        t = now_us(ctx.t0_ns)
         fault = inject(ctx)
-        fault.t_us = t
-        ctx.log(f"[{t / 1e6:7.2f}s] fault: {fault.detail}"
+        ctx.log(f"[{fault.t_us / 1e6:7.2f}s] fault: {fault.detail}"
                 f"{' (leader)' if fault.leader_affecting else ''}")
         time.sleep(min(ctx.rng.uniform(*hold), max(0.0, end - time.monotonic()) + 0.5))
         fault.heal()
