@@ -306,6 +306,11 @@ class Run:
                    f"{compared} entry pairs compared; " + ("; ".join(problems[:3]) or "equal"))
 
     def finish(self):
+        for n in self.cluster.nodes.values():
+            self.cluster.note_exit(n)
+        self.check("no node exited by itself", not self.cluster.crashes,
+                   f"unexpected exits (node, status): {self.cluster.crashes}" if
+                   self.cluster.crashes else "every exit was a fault or a stop")
         self.cluster.kill_all_processes()
         try:
             self.net.heal()
@@ -414,7 +419,7 @@ def scenario_membership(opts):
         worker.start()
         faults = nemesis.run(run.ctx, nemesis.mixed_single, opts.seconds, stop=None)
         heal_us = run.heal_all()
-        worker.join(timeout=90)
+        worker.join(timeout=60)
         stop.set()
         worker.join()
         run.check("every membership change acknowledged", done.is_set(),
@@ -537,13 +542,16 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description="yggr chaos harness (docs/chaos.md)")
     p.add_argument("--scenario", action="append", required=True,
                    help="one of %s, or all (repeatable)" % ", ".join(SCENARIOS))
-    p.add_argument("--seconds", type=float, default=20.0, help="faults per scenario")
-    p.add_argument("--warmup", type=float, default=3.0)
-    p.add_argument("--recovery", type=float, default=4.0)
+    env = os.environ.get
+    p.add_argument("--seconds", type=float, default=float(env("CHAOS_SECONDS", 10)),
+                   help="seconds of faults per scenario (default $CHAOS_SECONDS, else 10)")
+    p.add_argument("--warmup", type=float, default=2.0, help="load before the first fault")
+    p.add_argument("--recovery", type=float, default=3.0, help="load after healing")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--tick-ms", type=int, default=int(os.environ.get("YGGR_TEST_TICK_MS", 10)))
-    p.add_argument("--rate", type=int, default=4000,
-                   help="loadgen requests/s, open loop (0 = closed loop, as fast as it goes)")
+    p.add_argument("--rate", type=int, default=int(env("CHAOS_RATE", 2500)),
+                   help="loadgen requests/s, open loop (0 = closed loop, as fast as it "
+                   "goes; default $CHAOS_RATE, else 2500)")
     p.add_argument("--idle-per-node", type=int, default=2000)
     p.add_argument("--rss-peak-mib", type=int, default=256)
     p.add_argument("--rss-after-mib", type=int, default=128)

@@ -12,6 +12,7 @@ Design notes
 - Processes are started through `setpriv --pdeathsig KILL`, so a harness that dies
   (timeout, Ctrl-C) takes its nodes with it; spawn them only from the main thread (the
   death signal follows the thread that forked).
+- Nodes get the harness's environment without MALLOC_PERTURB_ (see NODE_ENV).
 - Restarts choose the bootstrap mode from the data directory: a directory holding `meta`
   recovers, an empty one bootstraps as a founder (new) or as a joiner (join).
 """
@@ -21,6 +22,10 @@ import signal
 import socket
 import subprocess
 import time
+
+# Nodes run with the allocator's production behaviour: meson sets MALLOC_PERTURB_ for
+# tests, which makes glibc fill every allocation and so inflates the RSS figures.
+NODE_ENV = {k: v for k, v in os.environ.items() if k != "MALLOC_PERTURB_"}
 
 RAFT_PORT = 7000
 CLIENT_PORT = 6000
@@ -42,6 +47,7 @@ class Node:
         self.proc = None
         self.paused = False
         self.removed = False
+        self.expect_exit = False   # set by whoever kills or stops it on purpose
 
     @property
     def client_addr(self):
@@ -75,6 +81,7 @@ class Cluster:
         self.extra_args = list(extra_args)
         self.log = log
         self.nodes = {}
+        self.crashes = []          # (node id, exit status) of exits nobody caused
 
     def add(self, node_id, founder=True):
         node = Node(node_id, self.workdir, founder)
@@ -101,16 +108,26 @@ class Cluster:
                 args += ["--peer", f"{p.id}={p.raft_addr}"]
         return args + self.extra_args
 
+    def note_exit(self, node):
+        """Remember an exit the harness did not cause (a crash, or a kill by the kernel)."""
+        if node.proc is not None and node.proc.poll() is not None and not node.expect_exit:
+            self.crashes.append((node.id, node.proc.returncode))
+            self.log(f"node {node.id} exited by itself with status {node.proc.returncode} "
+                     f"(see {node.log})")
+            node.expect_exit = True
+
     def start(self, node):
         assert not node.alive(), f"node {node.id} already running"
+        self.note_exit(node)
         os.makedirs(node.dir, exist_ok=True)
         args = self._args(node)
         with open(node.log, "a") as logf:
             logf.write(f"=== {time.strftime('%H:%M:%S')} start: {' '.join(args)}\n")
             logf.flush()
             node.proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, env=NODE_ENV)
         node.paused = False
+        node.expect_exit = False
 
     def wait_port(self, node, timeout=10.0):
         deadline = time.monotonic() + timeout
@@ -131,6 +148,8 @@ class Cluster:
 
     def kill(self, node):
         """SIGKILL and reap (a paused node dies too)."""
+        self.note_exit(node)
+        node.expect_exit = True
         if node.alive():
             node.proc.send_signal(signal.SIGKILL)
             node.proc.wait()
@@ -151,6 +170,7 @@ class Cluster:
             return None
         if node.paused:
             self.resume(node)
+        node.expect_exit = True
         node.proc.send_signal(signal.SIGUSR2)
         try:
             return node.proc.wait(timeout=10)
@@ -160,6 +180,8 @@ class Cluster:
 
     def stop(self, node, timeout=15.0):
         """SIGTERM (clean shutdown), SIGKILL after `timeout`. Returns the exit status."""
+        self.note_exit(node)
+        node.expect_exit = True
         if not node.alive():
             return node.proc.returncode if node.proc else None
         self.resume(node)
@@ -172,6 +194,8 @@ class Cluster:
 
     def kill_all_processes(self):
         for node in self.nodes.values():
+            self.note_exit(node)
+            node.expect_exit = True
             try:
                 self.kill(node)
             except OSError:

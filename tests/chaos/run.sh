@@ -26,7 +26,7 @@ if [ "${1:-}" = "--long" ]; then
     : >"$out"
     rc=0
     unshare -n -- python3 "$here/chaos.py" --scenario all --seconds "${CHAOS_LONG_SECONDS:-300}" \
-        --results "$out" "$@" || rc=$?
+        --rate "${CHAOS_RATE:-4000}" --hostile-rounds 4 --results "$out" "$@" || rc=$?
     python3 "$here/summary.py" "$out" || true
     exit $rc
 fi

@@ -217,8 +217,9 @@ def check_logs(logdump, nodes, commits, workdir, log):
 def final_reads(client, leader_fn, keys, t_fn, log, client_id=9000):
     """Linearizable GET of every key through the leader; returns (history ops, {key: id})."""
     ops, final = [], {}
+    deadline = time.monotonic() + 60.0
     for key in keys:
-        for _attempt in range(200):
+        while time.monotonic() < deadline:
             leader = leader_fn()
             if leader is None:
                 time.sleep(0.1)

@@ -18,6 +18,8 @@ static const char usage[] =
     "\n"
     "A replicated key-value server. Clients speak the reference kv line protocol\n"
     "(SET k v / GET k / DEL k / INFO) or RESP (redis-cli, redis-benchmark) on --client-addr.\n"
+    "Admin: JOIN <id> <raft-addr> and REMOVE <id> (on the leader), DIGEST (this replica's\n"
+    "applied index and state digest); INFO lists voter_ids and learner_ids.\n"
     "\n"
     "Required:\n"
     "  --node-id N              this node's id (non-zero, stable across restarts)\n"
