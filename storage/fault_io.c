@@ -24,6 +24,12 @@
  *
  * Chains: after an op with IO_LINK fails or is short, the following op completes with
  * -ECANCELED without running, as io_uring does.
+ *
+ * Threads: one mutex serialises every op, except that an fsync/fdatasync releases it for
+ * the duration of the system call, so a power cut from another thread can land while a
+ * flush is in progress (the flush then fails with EIO and makes nothing durable). Each
+ * file is written and synced by one thread (the disk thread, or the apply thread for a
+ * snapshot's temp file), so nothing else changes that file's undo records meanwhile.
  */
 #include "fault_io.h"
 
@@ -453,13 +459,21 @@ static int64_t fault_write(struct fault_io *f, struct io_op *op)
     return rc;
 }
 
+/* Called and returns with f->mu held, but drops it during the flush itself: a flush takes
+ * real time, and a power cut that lands during it (fault_io_power_cut*() from another
+ * thread) must lose what the flush was making durable, as on a real machine. */
 static int64_t fault_sync(struct fault_io *f, struct io_op *op)
 {
     f->stats.syncs++;
     if (fires(f, FAULT_SYNC_ERROR, f->fd_path[op->fd])) {
         return -(int64_t)f->arm[FAULT_SYNC_ERROR].err;
     }
+    pthread_mutex_unlock(&f->mu);
     int64_t rc = io_syscall(op);
+    pthread_mutex_lock(&f->mu);
+    if (f->dead) {
+        return -EIO; /* the power went during the flush: nothing of it counts */
+    }
     if (rc == 0) {
         if (f->fd_dir[op->fd]) {
             commit_names(f, f->fd_path[op->fd]);

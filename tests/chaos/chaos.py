@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -305,7 +306,27 @@ class Run:
         self.check("logs agree up to the commit index", not problems and compared > 0,
                    f"{compared} entry pairs compared; " + ("; ".join(problems[:3]) or "equal"))
 
+    def recoveries(self):
+        """From the node logs: recoveries, and those that dropped a torn tail (bytes)."""
+        count, torn = 0, []
+        for n in self.cluster.nodes.values():
+            try:
+                text = open(n.log, errors="replace").read()
+            except OSError:
+                continue
+            for m in re.finditer(r"recovered: .*?; torn (\d+) bytes", text):
+                count += 1
+                if int(m.group(1)) > 0:
+                    torn.append(int(m.group(1)))
+        return count, torn
+
     def finish(self):
+        count, torn = self.recoveries()
+        if count:
+            self.result["recoveries"] = {"count": count, "torn_tails": len(torn),
+                                         "torn_bytes": sum(torn)}
+            log(f"  recoveries logged: {count}, {len(torn)} dropped a torn tail "
+                f"({sum(torn)} bytes)")
         for n in self.cluster.nodes.values():
             self.cluster.note_exit(n)
         self.check("no node exited by itself", not self.cluster.crashes,
@@ -369,7 +390,18 @@ def commit_of(node):
     return int(info["commit"]) if info else getattr(node, "last_commit", 0)
 
 
-def membership_plan(run, plan, done, stop):
+def rolling_plan(seconds):
+    """Replace the oldest member with a fresh node, again and again: 3 replacements in a
+    short run (every founder), up to 12 in a long one. Returns (plan, final voters)."""
+    count = max(3, min(12, int(seconds // 25)))
+    plan, members = [], [1, 2, 3]
+    for k in range(count):
+        plan += [("add", 4 + k), ("remove", members.pop(0))]
+        members.append(4 + k)
+    return plan, members
+
+
+def membership_plan(run, plan, done, stop, gap):
     for op, node_id in plan:
         if op == "add":
             run.members.append(node_id)
@@ -386,7 +418,7 @@ def membership_plan(run, plan, done, stop):
             node.last_commit = commit_of(node)
             run.cluster.stop(node)
             log(f"[{now_us(run.t0_ns) / 1e6:7.2f}s] membership: node {node_id} stopped")
-        time.sleep(run.rng.uniform(0.5, 1.5))
+        time.sleep(run.rng.uniform(gap / 2, gap))
     done.set()
 
 
@@ -407,15 +439,16 @@ def converged(run, want, timeout=30.0):
 
 
 def scenario_membership(opts):
-    plan = [("add", 4), ("remove", 1), ("add", 5), ("remove", 2), ("add", 6), ("remove", 3)]
-    want = [4, 5, 6]
-    run = Run(opts, "membership", spares=(4, 5, 6))
+    plan, want = rolling_plan(opts.seconds)
+    spares = sorted({i for op, i in plan if op == "add"})
+    gap = max(1.0, opts.seconds / len(plan))
+    run = Run(opts, "membership", spares=spares)
     try:
         run.start_cluster()
         run.start_load()
         time.sleep(opts.warmup)
         done, stop = threading.Event(), threading.Event()
-        worker = threading.Thread(target=membership_plan, args=(run, plan, done, stop))
+        worker = threading.Thread(target=membership_plan, args=(run, plan, done, stop, gap))
         worker.start()
         faults = nemesis.run(run.ctx, nemesis.mixed_single, opts.seconds, stop=None)
         heal_us = run.heal_all()
@@ -423,7 +456,7 @@ def scenario_membership(opts):
         stop.set()
         worker.join()
         run.check("every membership change acknowledged", done.is_set(),
-                  f"plan {plan}, members now {sorted(run.members)}")
+                  f"{len(plan)} changes {plan}, members now {sorted(run.members)}")
         ok, seen = converged(run, want)
         run.result["configuration"] = seen
         run.check("configuration converged", ok, f"want voters {want}, saw {seen}")
@@ -514,7 +547,8 @@ def run_scenario(opts, name):
     log(f"=== {name}: {opts.seconds}s of faults, seed {opts.seed}, work dir "
         f"{os.path.join(opts.workdir, name)}")
     if name in NEMESIS_SCENARIOS:
-        kv_args = ["--test-power-cut-signal"] if name == "power-cut" else []
+        # --verbose logs each recovery's summary, which counts the torn bytes dropped.
+        kv_args = ["--test-power-cut-signal", "--verbose"] if name == "power-cut" else []
         return scenario_nemesis(opts, name, kv_args=kv_args)
     return {"membership": scenario_membership, "hostile": scenario_hostile,
             "broken-local-reads": scenario_broken}[name](opts)
