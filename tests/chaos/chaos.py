@@ -304,7 +304,7 @@ class Run:
                                                log)
         self.result["log_entries_compared"] = compared
         self.check("logs agree up to the commit index", not problems and compared > 0,
-                   f"{compared} entry pairs compared; " + ("; ".join(problems[:3]) or "equal"))
+                   f"{compared} entries compared; " + ("; ".join(problems[:3]) or "equal"))
 
     def recoveries(self):
         """From the node logs: recoveries, and those that dropped a torn tail (bytes)."""
