@@ -5,7 +5,7 @@
 BUILD ?= build
 MESON_OPTS ?=
 
-.PHONY: all deps build test demo clean werror asan tsan fuzz sim-long bench bench-workloads install
+.PHONY: all deps build test demo clean werror asan tsan fuzz sim-long chaos-long bench bench-workloads install
 
 all: build
 
@@ -48,6 +48,10 @@ fuzz: deps
 
 sim-long: build
 	meson compile -C $(BUILD) sim-long
+
+# 5 minutes of faults per chaos scenario, then the figures (docs/chaos.md); needs root.
+chaos-long: build
+	meson compile -C $(BUILD) chaos-long
 
 bench: build
 	meson test -C $(BUILD) --benchmark --verbose

@@ -374,6 +374,7 @@ static int node_create_storage(struct yggr_node *node, const struct yggr_config 
             .dir = c->data_dir,
             .segment_bytes = c->segment_bytes,
             .queue_entries = 1u << 16,
+            .fault_injection = c->test_fault_injection,
         };
         int rc = yggr_disk_storage_create(&o, &node->sops, &node->storage, why, n);
         if (rc != 0) {
@@ -549,6 +550,16 @@ int yggr_node_start(const struct yggr_config *config, struct yggr_node **out, ch
     }
     *out = node;
     return 0;
+}
+
+int yggr_node_power_cut(struct yggr_node *node)
+{
+    /* Only the disk storage this node created itself can have the fault injector. */
+    if (node == NULL || node->config.storage_ops != NULL || !node->config.test_fault_injection) {
+        return YGGR_ERR_INVALID;
+    }
+    YGGR_ASSERT(node->storage != NULL);
+    return yggr_disk_power_cut(node->storage);
 }
 
 void yggr_node_stop(struct yggr_node *node)

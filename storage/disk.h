@@ -61,6 +61,7 @@ struct disk_snap_cache {
     uint64_t tag;
 };
 struct storage_sync;                   /* storage.c */
+struct fault_io;                       /* fault_io.h */
 
 /* A completion queued for the driver (expanded into struct yggr_storage_done by poll). */
 struct disk_done {
@@ -209,6 +210,7 @@ struct yggr_storage {
     char partial_path[416];
     struct storage_io *io;
     bool io_owned;
+    struct fault_io *fault;            /* fault_injection: the io above, else NULL */
     int wake_fd;                       /* eventfd: the disk thread's doorbell */
     /* Rings. */
     struct disk_req *reqs;

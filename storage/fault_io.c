@@ -24,6 +24,12 @@
  *
  * Chains: after an op with IO_LINK fails or is short, the following op completes with
  * -ECANCELED without running, as io_uring does.
+ *
+ * Threads: one mutex serialises every op, except that an fsync/fdatasync releases it for
+ * the duration of the system call, so a power cut from another thread can land while a
+ * flush is in progress (the flush then fails with EIO and makes nothing durable). Each
+ * file is written and synced by one thread (the disk thread, or the apply thread for a
+ * snapshot's temp file), so nothing else changes that file's undo records meanwhile.
  */
 #include "fault_io.h"
 
@@ -92,6 +98,13 @@ struct fault_io {
     struct fault_io_stats stats;
     struct io_op *done_head;  /* owner: the submitting thread */
     struct io_op *done_tail;
+    struct {                  /* the newest write not yet synced (power_cut_tear_last) */
+        bool valid;
+        dev_t dev;
+        ino_t ino;
+        uint64_t offset;
+        uint64_t len;
+    } last;
 };
 
 static struct fault_io *to_fault(struct storage_io *io)
@@ -224,6 +237,9 @@ static void make_file_durable(struct fault_io *f, int fd)
     struct stat st;
     int rc = fstat(fd, &st);
     YGGR_ASSERT(rc == 0);
+    if (f->last.valid && f->last.dev == st.st_dev && f->last.ino == st.st_ino) {
+        f->last.valid = false;
+    }
     for (struct fault_file **pp = &f->files; *pp != NULL; pp = &(*pp)->next) {
         struct fault_file *ff = *pp;
         if (ff->dev == st.st_dev && ff->ino == st.st_ino) {
@@ -391,6 +407,20 @@ static void cut_power(struct fault_io *f, const struct io_op *torn)
     f->stats.power_cuts++;
 }
 
+/* The newest write that is not durable yet: what a power cut could catch in flight. */
+static void remember_last(struct fault_io *f, int fd, uint64_t offset, uint64_t len)
+{
+    struct stat st;
+    int rc = fstat(fd, &st);
+    YGGR_ASSERT(rc == 0);
+    YGGR_ASSERT(len > 0);
+    f->last.valid = true;
+    f->last.dev = st.st_dev;
+    f->last.ino = st.st_ino;
+    f->last.offset = offset;
+    f->last.len = len;
+}
+
 static int64_t fault_write(struct fault_io *f, struct io_op *op)
 {
     const char *path = f->fd_path[op->fd];
@@ -410,6 +440,9 @@ static int64_t fault_write(struct fault_io *f, struct io_op *op)
     record_undo(f, op->fd, op->offset, len);
     int64_t rc = write_prefix(op, len);
     if (rc < 0 || !(op->flags & IO_DSYNC)) {
+        if (rc > 0) {
+            remember_last(f, op->fd, op->offset, (uint64_t)rc);
+        }
         return rc;
     }
     f->stats.syncs++;
@@ -426,13 +459,21 @@ static int64_t fault_write(struct fault_io *f, struct io_op *op)
     return rc;
 }
 
+/* Called and returns with f->mu held, but drops it during the flush itself: a flush takes
+ * real time, and a power cut that lands during it (fault_io_power_cut*() from another
+ * thread) must lose what the flush was making durable, as on a real machine. */
 static int64_t fault_sync(struct fault_io *f, struct io_op *op)
 {
     f->stats.syncs++;
     if (fires(f, FAULT_SYNC_ERROR, f->fd_path[op->fd])) {
         return -(int64_t)f->arm[FAULT_SYNC_ERROR].err;
     }
+    pthread_mutex_unlock(&f->mu);
     int64_t rc = io_syscall(op);
+    pthread_mutex_lock(&f->mu);
+    if (f->dead) {
+        return -EIO; /* the power went during the flush: nothing of it counts */
+    }
     if (rc == 0) {
         if (f->fd_dir[op->fd]) {
             commit_names(f, f->fd_path[op->fd]);
@@ -707,6 +748,42 @@ void fault_io_power_cut(struct fault_io *f)
     if (!f->dead) {
         cut_power(f, NULL);
     }
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Cut the power with the newest unsynced write as the one in flight: its new bytes are
+ * read back before everything is reverted, then cut_power() keeps a random 512-byte
+ * aligned prefix of them, exactly as for a write that FAULT_POWER_CUT interrupts. */
+void fault_io_power_cut_tear_last(struct fault_io *f)
+{
+    YGGR_ASSERT(f != NULL);
+    pthread_mutex_lock(&f->mu);
+    if (!f->dead) {
+        struct io_op torn = {.type = IO_WRITEV, .fd = -1};
+        struct iovec iov = {0};
+        struct fault_file *ff = f->files;
+        while (f->last.valid && ff != NULL && (ff->dev != f->last.dev || ff->ino != f->last.ino)) {
+            ff = ff->next;
+        }
+        if (ff != NULL && f->last.valid) {
+            iov.iov_base = malloc(f->last.len);
+            ssize_t n = iov.iov_base != NULL
+                            ? pread(ff->fd, iov.iov_base, f->last.len, (off_t)f->last.offset)
+                            : -1;
+            torn.fd = n > 0 ? dup(ff->fd) : -1;
+            iov.iov_len = n > 0 ? (size_t)n : 0;
+        }
+        torn.iov = &iov;
+        torn.iov_count = 1;
+        torn.offset = f->last.offset;
+        cut_power(f, torn.fd >= 0 ? &torn : NULL);
+        if (torn.fd >= 0) {
+            close(torn.fd);
+        }
+        free(iov.iov_base);
+        f->last.valid = false;
+    }
+    YGGR_ASSERT(f->dead);
     pthread_mutex_unlock(&f->mu);
 }
 

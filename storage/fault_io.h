@@ -57,6 +57,10 @@ void fault_io_arm(struct fault_io *f, enum fault_kind kind, uint64_t nth, int er
                   const char *path_filter);
 /* Cut the power now (no write in flight). */
 void fault_io_power_cut(struct fault_io *f);
+/* Cut the power now, treating the newest write not yet synced as the one in flight: it
+ * is torn at a random 512-byte boundary (possibly nothing kept) instead of reverted
+ * whole. This is yggr_disk_power_cut(). */
+void fault_io_power_cut_tear_last(struct fault_io *f);
 /* True once the power was cut: every op fails with EIO. */
 bool fault_io_dead(struct fault_io *f);
 void fault_io_get_stats(struct fault_io *f, struct fault_io_stats *out);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Entry points of the disk storage: the public yggr_disk_storage_create(), creation over a
- * given io (tests), and the synchronous API that submits through the same ops and waits. */
+/* Entry points of the disk storage: the public yggr_disk_storage_create() (optionally over
+ * the fault injector) and yggr_disk_power_cut(), creation over a given io (tests), and the
+ * synchronous API that submits through the same ops and waits. */
 
 /*
  * Design notes
@@ -12,6 +13,12 @@
  * tests and tools that own the storage alone; the runtime uses the vtable directly.
  * Waiting: the waiter samples the wake counter BEFORE polling, so a completion pushed
  * between the poll and the wait still wakes it (no lost wake-up).
+ * Fault injection (testing only): with yggr_disk_options.fault_injection the storage owns
+ * a fault_io (storage/fault_io.h) instead of an io_uring io, and yggr_disk_power_cut()
+ * cuts its power from any thread: the injector's mutex orders the cut against the disk
+ * thread's operations, so a cut lands between two of them, never inside one; the newest
+ * write not yet synced is torn as if it were in flight. The storage keeps running over a
+ * dead io (every op fails with EIO, which the disk thread reports as FAILED).
  */
 #include "storage.h"
 
@@ -20,9 +27,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "disk.h"
+#include "fault_io.h"
 #include "yggr_assert.h"
 
 #define SYNC_TIMEOUT_MS 60000
@@ -63,7 +73,37 @@ YGGR_API int yggr_disk_storage_create(const struct yggr_disk_options *options,
                                       const struct yggr_storage_ops **ops,
                                       struct yggr_storage **out, char *why, size_t why_size)
 {
-    return storage_disk_create_with_io(options, NULL, ops, out, why, why_size);
+    if (options == NULL || !options->fault_injection) {
+        return storage_disk_create_with_io(options, NULL, ops, out, why, why_size);
+    }
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+        seed = (uint64_t)time(NULL) ^ (uint64_t)getpid();
+    }
+    struct fault_io *f = fault_io_create(seed);
+    if (f == NULL) {
+        snprintf(why, why_size, "out of memory creating the fault injector");
+        return YGGR_ERR_NOMEM;
+    }
+    int rc = storage_disk_create_with_io(options, fault_io_base(f), ops, out, why, why_size);
+    if (rc != 0) {
+        fault_io_destroy(f);
+        return rc;
+    }
+    (*out)->fault = f;
+    (*out)->io_owned = true; /* disk_close() destroys the injector with the storage */
+    YGGR_ASSERT((*out)->io == fault_io_base(f));
+    return 0;
+}
+
+YGGR_API int yggr_disk_power_cut(struct yggr_storage *s)
+{
+    if (s == NULL || s->fault == NULL) {
+        return YGGR_ERR_INVALID;
+    }
+    fault_io_power_cut_tear_last(s->fault);
+    YGGR_ASSERT(fault_io_dead(s->fault));
+    return 0;
 }
 
 /* ---- synchronous API -------------------------------------------------------------------- */

@@ -105,6 +105,26 @@ exec 3<&- 2>/dev/null || true
 [[ "$reply" == PARSE_ERROR* || "$reply" == "(closed)" ]] || fail "oversized line got: $reply"
 expect_eq "node still serves" "$(line "$(client_port "$L")" SET after bad)" OK
 
+step "DIGEST, REMOVE and the member lists in INFO"
+# DIGEST: every replica answers for itself; equal applied index means equal digest.
+expect_eq "SET before DIGEST" "$(line "$(client_port "$L")" SET dg 1)" OK
+d1=""
+for _ in $(seq 50); do
+    d1=$(line "$(client_port "$L")" DIGEST)
+    d2=$(line "$(client_port "$F")" DIGEST)
+    [ "$d1" = "$d2" ] && break
+    sleep 0.1
+done
+[[ "$d1" =~ ^applied:[0-9]+\ digest:[0-9a-f]{16}$ ]] || fail "DIGEST got: $d1"
+expect_eq "leader and follower digests" "$d2" "$d1"
+expect_eq "RESP DIGEST" "$(resp "$(client_port "$F")" DIGEST)" "+$d1"
+[[ "$(line "$(client_port "$L")" INFO)" == *" voter_ids:1,2,3 learner_ids:"* ]] ||
+    fail "INFO has no voter_ids: $(line "$(client_port "$L")" INFO)"
+expect_eq "REMOVE on a follower redirects" "$(line "$(client_port "$F")" REMOVE 9)" \
+    "REDIRECT node:$L"
+reply=$(line "$(client_port "$L")" REMOVE x)
+[[ "$reply" == ERROR* || "$reply" == PARSE_ERROR* ]] || fail "REMOVE x got: $reply"
+
 step "loadgen with history, then lincheck"
 "$LOADGEN" --targets "$targets" --connections 16 --depth 4 --keys 50 --read-ratio 0.3 \
     --duration 3 --history "$work/h1.jsonl" --json "$work/r1.json" --quiet

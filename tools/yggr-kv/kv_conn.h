@@ -103,6 +103,10 @@ void kv_op_get(struct kv_conn *c, const char *k, uint32_t kl);
 void kv_op_del(struct kv_conn *c, const char *k, uint32_t kl);
 void kv_op_info(struct kv_conn *c);
 void kv_op_join(struct kv_conn *c, uint64_t id, const char *addr, uint32_t alen);
+/* kv_admin.c: REMOVE <id>, DIGEST, and the member lists INFO appends. */
+void kv_op_remove(struct kv_conn *c, uint64_t id);
+void kv_op_digest(struct kv_conn *c);
+int kv_format_members(const struct yggr_membership *m, bool resp, char *out, size_t cap);
 struct kv_op *kv_conn_op_alloc(struct kv_conn *c, enum kv_op_kind kind);
 void kv_op_set_bytes(struct kv_op *op, const char *p, uint32_t n);
 void kv_op_finish(struct kv_op *op);

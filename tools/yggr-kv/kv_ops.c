@@ -117,7 +117,7 @@ void kv_op_info(struct kv_conn *c)
 {
     struct yggr_status st;
     yggr_status(c->s->o.node, &st);
-    char body[1024];
+    char body[2048];
     int n = snprintf(body, sizeof(body),
                      "%srole:%s%sterm:%llu%scommit:%llu%sapplied:%llu%sleader:%llu%s"
                      "last_index:%llu%snode:%llu%svoters:%u%slearners:%u%shealth:%s",
@@ -135,11 +135,15 @@ void kv_op_info(struct kv_conn *c)
                      st.health == YGGR_HEALTH_RUNNING ? "running"
                      : st.health == YGGR_HEALTH_FATAL ? "fatal"
                                                       : "shutting-down");
+    if (n > 0 && (size_t)n < sizeof(body)) {
+        n += kv_format_members(&st.config, c->proto == KV_PROTO_RESP, body + n,
+                               sizeof(body) - (size_t)n);
+    }
     if (c->proto != KV_PROTO_RESP) {
         kv_conn_reply_text(c, body, false);
         return;
     }
-    char resp[1100];
+    char resp[2100];
     snprintf(resp, sizeof(resp), "$%d\r\n%s", n, body);
     kv_conn_reply_text(c, resp, false);
 }

@@ -5,8 +5,10 @@
  * Line protocol (one request per line, replies end with "\n"):
  *   SET <key> <value>  -> OK             GET <key> -> <value> | <nil>
  *   DEL <key>          -> <old> | <nil>  INFO      -> role:.. term:.. commit:.. leader:..
+ *   REMOVE <id>        -> OK | REDIRECT  DIGEST    -> applied:<index> digest:<hex>
  *   errors: REDIRECT node:<id> | ERROR <message> | PARSE_ERROR <message>
- * RESP2: PING, ECHO, SET, GET, DEL, EXISTS-less subset, INFO, COMMAND, CONFIG GET, JOIN;
+ * RESP2: PING, ECHO, SET, GET, DEL, EXISTS-less subset, INFO, COMMAND, CONFIG GET, JOIN,
+ *   REMOVE, DIGEST (a simple string "+applied:<index> digest:<hex>");
  *   redirects as "-REDIRECT node:<id>", unknown outcomes as "-STEPPEDDOWN ...".
  */
 #include <stdio.h>
@@ -52,6 +54,22 @@ static bool word_eq(const char *p, uint32_t n, const char *w)
     return true;
 }
 
+/* A decimal node id of exactly n bytes; 0 (invalid) when it is not one. */
+static uint64_t parse_id(const char *p, uint32_t n)
+{
+    uint64_t v = 0;
+    if (n == 0 || n > 19) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return 0;
+        }
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    return v;
+}
+
 /* ---- Line protocol ---- */
 
 static void line_dispatch(struct kv_conn *c, char *p, uint32_t n)
@@ -84,6 +102,10 @@ static void line_dispatch(struct kv_conn *c, char *p, uint32_t n)
         kv_conn_reply_text(c, "PONG", false);
     } else if (word_eq(p, cl, "JOIN") && sp2 != NULL) {
         kv_op_join(c, strtoull(arg, NULL, 10), sp2 + 1, al - kl - 1);
+    } else if (word_eq(p, cl, "REMOVE") && al > 0 && sp2 == NULL) {
+        kv_op_remove(c, parse_id(arg, al));
+    } else if (word_eq(p, cl, "DIGEST") && al == 0) {
+        kv_op_digest(c);
     } else {
         kv_conn_reply_text(c, "PARSE_ERROR unknown command (expected SET, GET, DEL, INFO)",
                            true);
@@ -217,6 +239,10 @@ static void resp_dispatch(struct kv_conn *c, char **a, const uint32_t *l, long a
         memcpy(id, a[1], n);
         id[n] = '\0';
         kv_op_join(c, strtoull(id, NULL, 10), a[2], l[2]);
+    } else if (word_eq(a[0], l[0], "REMOVE") && argc == 2) {
+        kv_op_remove(c, parse_id(a[1], l[1]));
+    } else if (word_eq(a[0], l[0], "DIGEST") && argc == 1) {
+        kv_op_digest(c);
     } else {
         char msg[96];
         snprintf(msg, sizeof(msg), "-ERR unknown command or wrong number of arguments for '%.*s'",

@@ -18,6 +18,8 @@ static const char usage[] =
     "\n"
     "A replicated key-value server. Clients speak the reference kv line protocol\n"
     "(SET k v / GET k / DEL k / INFO) or RESP (redis-cli, redis-benchmark) on --client-addr.\n"
+    "Admin: JOIN <id> <raft-addr> and REMOVE <id> (on the leader), DIGEST (this replica's\n"
+    "applied index and state digest); INFO lists voter_ids and learner_ids.\n"
     "\n"
     "Required:\n"
     "  --node-id N              this node's id (non-zero, stable across restarts)\n"
@@ -45,6 +47,10 @@ static const char usage[] =
     "  --max-conns N            client connections (default 10000)\n"
     "  --verbose                log more (repeat for debug)\n"
     "  --help                   this text\n"
+    "Testing only:\n"
+    "  --test-power-cut-signal  run the disk through yggr's fault injector; on SIGUSR2,\n"
+    "                           cut the power (writes not yet durable are lost, the last\n"
+    "                           one torn) and _exit(137) at once, without any shutdown\n"
     "\n"
     "Stops cleanly on SIGINT or SIGTERM.\n";
 
@@ -57,6 +63,7 @@ struct kv_args {
     enum kv_read_mode read_mode;
     uint32_t max_conns;
     int verbose;
+    bool power_cut_signal;
     uint8_t secret[1024];
 };
 
@@ -234,6 +241,11 @@ static int parse_args(struct kv_args *a, int argc, char **argv)
             a->verbose++;
             continue;
         }
+        if (strcmp(opt, "--test-power-cut-signal") == 0) {
+            a->power_cut_signal = true;
+            a->cfg.test_fault_injection = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             return die_usage("option %s needs a value", opt);
         }
@@ -289,6 +301,31 @@ static void *join_cluster(void *arg)
     return NULL;
 }
 
+/* Wait for SIGINT or SIGTERM and return it. SIGUSR2 (only in the set with
+ * --test-power-cut-signal) is a power loss: nothing after it may reach the disk, and the
+ * process dies at once like a machine without power (137 = killed by SIGKILL). */
+static int wait_signal(const sigset_t *set, struct yggr_node *node)
+{
+    for (;;) {
+        int sig = 0;
+        if (sigwait(set, &sig) != 0) {
+            continue;
+        }
+        if (sig != SIGUSR2) {
+            return sig;
+        }
+        int rc = yggr_node_power_cut(node);
+        if (rc != 0) {
+            fprintf(stderr, "yggr-kv: power cut failed: %s\n", yggr_strerror(rc));
+            _exit(1);
+        }
+        static const char msg[] = "yggr-kv: SIGUSR2: power cut, exiting without shutdown\n";
+        ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        (void)n;
+        _exit(137);
+    }
+}
+
 static void defaults(struct kv_args *a)
 {
     memset(a, 0, sizeof(*a));
@@ -321,6 +358,9 @@ int main(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    if (a.power_cut_signal) {
+        sigaddset(&set, SIGUSR2);
+    }
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits: only sigwait sees them */
     signal(SIGPIPE, SIG_IGN);
     struct yggr_node *node = NULL;
@@ -353,8 +393,7 @@ int main(int argc, char **argv)
         pthread_create(&t, NULL, join_cluster, &a);
         pthread_detach(t);
     }
-    int sig = 0;
-    sigwait(&set, &sig);
+    int sig = wait_signal(&set, node);
     fprintf(stderr, "yggr-kv: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     kv_server_quiesce(server);
     yggr_node_stop(node);

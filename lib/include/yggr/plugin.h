@@ -178,12 +178,27 @@ struct yggr_disk_options {
     const char *dir;
     uint64_t segment_bytes;        /* default 64 MiB */
     uint32_t queue_entries;        /* submit() capacity in entries; default 1 << 16 */
+    /* TESTING ONLY (default false): run every file operation through the fault injector
+     * (plain synchronous system calls that remember what is not durable yet) instead of
+     * io_uring, so that yggr_disk_power_cut() can simulate a power loss. Slower. */
+    bool fault_injection;
 };
 
 /* The default: the io_uring disk actor over a data directory. */
 YGGR_API int yggr_disk_storage_create(const struct yggr_disk_options *options,
                                       const struct yggr_storage_ops **ops,
                                       struct yggr_storage **out, char *why, size_t why_size);
+
+/* TESTING ONLY: cut the power of a disk storage created with `fault_injection`. Every
+ * change not yet made durable (file data not covered by an fsync/fdatasync, names not
+ * covered by a directory fsync) is reverted; the last write not yet synced is torn at a
+ * random 512-byte boundary (possibly nothing of it kept); every later file operation fails
+ * with EIO, so nothing more reaches the files (the node turns FATAL at its next I/O).
+ * Returns 0 (also when already cut), or YGGR_ERR_INVALID when `s` is NULL or was created
+ * without fault_injection. `s` must come from yggr_disk_storage_create() (borrowed);
+ * callable from any thread. Meant to be followed by _exit(): the process is a dead
+ * machine, only the files matter. */
+YGGR_API int yggr_disk_power_cut(struct yggr_storage *s);
 
 /* ======================================================================================
  * Transport

@@ -140,6 +140,11 @@ struct yggr_config {
     void (*log_fn)(void *ctx, int level, const char *msg);
     void *log_ctx;
     int log_level;                         /* 1 */
+
+    /* TESTING ONLY (default false): create the default disk storage with
+     * yggr_disk_options.fault_injection, which makes yggr_node_power_cut() available.
+     * Ignored when storage_ops is set. Never set it in production: it is slower. */
+    bool test_fault_injection;
 };
 
 /* Defaults for node `node_id` (every field above). */
@@ -161,6 +166,13 @@ YGGR_API int yggr_node_start(const struct yggr_config *config, struct yggr_node 
 /* Stop accepting requests, fail what cannot complete (YGGR_ERR_SHUTDOWN), drain the
  * apply queue, stop the threads, close files and sockets, free the node. */
 YGGR_API void yggr_node_stop(struct yggr_node *node);
+
+/* TESTING ONLY: simulate a power loss of this node's disk (yggr_disk_power_cut() on the
+ * default disk storage): writes not yet durable are reverted, the last one torn, and all
+ * further I/O fails. Requires config.test_fault_injection; otherwise YGGR_ERR_INVALID.
+ * The node keeps running with a dead disk (it turns FATAL at its next I/O): follow it
+ * with _exit() to model the machine losing power, then restart from the data directory. */
+YGGR_API int yggr_node_power_cut(struct yggr_node *node);
 
 /* ---------------------------------------------------------------------------------------
  * Writes
