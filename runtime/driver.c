@@ -37,8 +37,8 @@
 
 #include "yggr_assert.h"
 
-#define SEND_TAG_BIT (UINT64_C(1) << 63)
-#define HOLE_TAG_BIT (UINT64_C(1) << 62)
+#define SEND_TAG_BIT  (UINT64_C(1) << 63)
+#define HOLE_TAG_BIT  (UINT64_C(1) << 62)
 #define HOLE_READ_MAX 4096u
 
 uint64_t driver_now_ms(void)
@@ -53,7 +53,6 @@ void driver_wake(void *arg)
     struct yggr_node *node = arg;
     doorbell_ring(&node->drv_bell);
 }
-
 
 /* ---------------------------------------------------------------------------------------
  * Storage submission (in order; deferred copies when the queue is full)
@@ -493,6 +492,11 @@ static void driver_note_summary(struct driver *d, const struct yggr_actions *a)
     d->commit = a->commit_index;
     d->last_index = a->last_index;
     d->transferring = a->transferring;
+    if (a->removed && !d->removed) {
+        node_log(d->node, 1, "removed from the cluster: requests are refused with \"%s\"",
+                 yggr_strerror(YGGR_ERR_REMOVED));
+    }
+    d->removed = a->removed;
     if (was_leader && a->role != YGGR_ROLE_LEADER) {
         node_log(d->node, 2, "stepped down in term %llu (leader now %llu)",
                  (unsigned long long)a->term, (unsigned long long)a->leader_id);
@@ -745,7 +749,7 @@ static void driver_finish(struct driver *d)
 {
     struct yggr_node *node = d->node;
     driver_fail_all(d, atomic_load(&node->health) == YGGR_HEALTH_FATAL ? YGGR_ERR_FATAL
-                                                                         : YGGR_ERR_SHUTDOWN);
+                                                                       : YGGR_ERR_SHUTDOWN);
     driver_drain_clients(d);
     bool fatal = atomic_load(&node->health) == YGGR_HEALTH_FATAL;
     while (!fatal && (driver_flush_deferred(d), d->deferred_head != NULL)) {
@@ -898,7 +902,8 @@ int driver_create(struct yggr_node *node, const struct yggr_storage_state *state
     ev.as.recover = state->recovered;
     driver_step(d, &ev);
     if (state->recovered.has_snapshot) {
-        struct apply_item it = {.kind = APPLY_RESTORE, .index = state->recovered.snapshot.last.index};
+        struct apply_item it = {.kind = APPLY_RESTORE,
+                                .index = state->recovered.snapshot.last.index};
         it.meta = malloc(sizeof(*it.meta));
         if (it.meta == NULL) {
             return YGGR_ERR_NOMEM;

@@ -62,6 +62,7 @@ struct driver {
     uint64_t commit;
     uint64_t last_index;
     bool transferring;
+    bool removed;            /* engine summary: this node was removed from the cluster */
 
     /* Proposal batching. */
     struct req **batch;

@@ -73,10 +73,17 @@ struct req *req_fifo_pop(struct req_fifo *f)
     return r;
 }
 
-/* NOT_LEADER without a known leader is NO_LEADER for the caller. */
-static int map_not_leader(int err, uint64_t hint)
+/* NOT_LEADER on a node that was removed is REMOVED (its leader hint is stale and it will
+ * never lead again); without a known leader it is NO_LEADER for the caller. */
+static int map_not_leader(const struct driver *d, int err, uint64_t hint)
 {
-    return err == YGGR_ERR_NOT_LEADER && hint == 0 ? YGGR_ERR_NO_LEADER : err;
+    if (err != YGGR_ERR_NOT_LEADER && err != YGGR_ERR_NO_LEADER) {
+        return err;
+    }
+    if (d->removed) {
+        return YGGR_ERR_REMOVED;
+    }
+    return hint == 0 ? YGGR_ERR_NO_LEADER : err;
 }
 
 static uint64_t hint_of(const struct driver *d)
@@ -90,11 +97,11 @@ static void fail_req(struct driver *d, struct req *req, int err)
     uint64_t hint = hint_of(d);
     switch (req->type) {
     case REQ_PROPOSE:
-        apply_complete_propose(node, req, map_not_leader(err, hint), hint, NULL, 0);
+        apply_complete_propose(node, req, map_not_leader(d, err, hint), hint, NULL, 0);
         return;
     case REQ_READ:
         d->read_in_engine[req->slot] = false;
-        apply_complete_read(node, req, map_not_leader(err, hint), hint, NULL);
+        apply_complete_read(node, req, map_not_leader(d, err, hint), hint, NULL);
         return;
     case REQ_ADMIN:
         req->admin->leader_hint = hint;
@@ -174,7 +181,7 @@ static void flush_batch(struct driver *d, uint32_t n)
         if (err == YGGR_ERR_BUSY) {
             atomic_fetch_add(&d->node->proposals_busy, 1);
         }
-        fail_req(d, r, map_not_leader(err, res->leader_hint));
+        fail_req(d, r, map_not_leader(d, err, res->leader_hint));
     }
 }
 
@@ -231,7 +238,7 @@ void driver_reads_result(struct driver *d, const struct yggr_read_result *res)
         }
         return;
     case YGGR_READ_NOT_LEADER:
-        apply_complete_read(node, r, map_not_leader(YGGR_ERR_NOT_LEADER, res->leader_hint),
+        apply_complete_read(node, r, map_not_leader(d, YGGR_ERR_NOT_LEADER, res->leader_hint),
                             res->leader_hint, NULL);
         return;
     case YGGR_READ_NOT_READY:
@@ -274,7 +281,7 @@ static void handle_change(struct driver *d, struct admin *a)
     YGGR_ASSERT(d->act.flags & YGGR_ACT_RESULT);
     if (res->err != 0) {
         a->leader_hint = res->leader_hint;
-        node_admin_complete(a, map_not_leader(res->err, res->leader_hint));
+        node_admin_complete(a, map_not_leader(d, res->err, res->leader_hint));
         return;
     }
     if (a->addr[0] != '\0') {
@@ -302,7 +309,7 @@ static void handle_admin(struct driver *d, struct req *r)
         const struct yggr_result *res = &d->act.result;
         if (res->err != 0) {
             a->leader_hint = res->leader_hint;
-            node_admin_complete(a, map_not_leader(res->err, res->leader_hint));
+            node_admin_complete(a, map_not_leader(d, res->err, res->leader_hint));
             return;
         }
         admin_park(d, a);
@@ -369,7 +376,7 @@ void driver_check_admins(struct driver *d)
             continue;
         }
         a->leader_hint = hint_of(d);
-        node_admin_complete(a, map_not_leader(st, a->leader_hint));
+        node_admin_complete(a, map_not_leader(d, st, a->leader_hint));
     }
     d->admin_count = keep;
 }
@@ -477,13 +484,15 @@ void driver_publish_status(struct driver *d)
     yggr_engine_metrics(d->engine, &em);
     pthread_mutex_lock(&node->status.mu);
     bool same = s->role == d->role && s->term == d->term && s->leader == d->leader &&
-                s->commit_index == d->commit && s->last_log_index == d->last_index &&
+                s->removed == d->removed && s->commit_index == d->commit &&
+                s->last_log_index == d->last_index &&
                 s->snapshot_index == d->last_index - em.log_len && s->id != 0;
     if (!same) {
         s->id = node->config.node_id;
         s->role = d->role;
         s->term = d->term;
         s->leader = d->leader;
+        s->removed = d->removed;
         s->commit_index = d->commit;
         s->last_log_index = d->last_index;
         s->snapshot_index = d->last_index - em.log_len;

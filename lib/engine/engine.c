@@ -606,6 +606,7 @@ static void finish_step(struct yggr_engine *e)
     act->last_index = e->log.last;
     act->applied_index = e->applied;
     act->transferring = e->transfer_target != 0;
+    act->removed = e->removed;
     e->act = NULL;
     YGGR_ASSERT(e->applied <= e->commit);
     YGGR_ASSERT(e->commit <= e->log.last);

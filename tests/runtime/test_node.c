@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* Runtime behaviour through the public API over the in-memory storage and transport:
  * elections, replication, reads, backpressure, snapshots, membership, failures. */
-#include <criterion/criterion.h>
-#include <criterion/new/assert.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
 
 #include "cluster.h"
 #include "yggr/yggr.h"
@@ -335,8 +336,8 @@ Test(node, membership_add_learner_promote_and_remove)
     struct yggr_membership m;
     cr_assert(eq(int, yggr_add_learner(c.node[l], 4, c.addr[3], 5000, &m), 0));
     cr_assert(eq(u32, m.learner_count, 1));
-    cr_assert(eq(int, yggr_add_learner(c.node[l], 4, c.addr[3], 5000, &m),
-                 YGGR_ERR_ALREADY_LEARNER));
+    cr_assert(
+        eq(int, yggr_add_learner(c.node[l], 4, c.addr[3], 5000, &m), YGGR_ERR_ALREADY_LEARNER));
     uint64_t until = now_ms() + 5000;
     while (counter_total(&c.sm[3]) != 9 && now_ms() < until) {
         sleep_ms(5);
@@ -348,6 +349,37 @@ Test(node, membership_add_learner_promote_and_remove)
     cr_assert(eq(int, yggr_remove_voter(c.node[l], victim + 1, 5000, &m), 0));
     cr_assert(eq(u32, m.voter_count, 3));
     cr_assert(eq(int, yggr_remove_voter(c.node[l], 42, 5000, &m), YGGR_ERR_UNKNOWN_NODE));
+}
+
+/* Regression (chaos finding F1): a removed node that kept running answered every request
+ * "no leader known" forever, so clients stayed on it. It must say it was removed. */
+Test(node, removed_node_refuses_requests_with_removed)
+{
+    cluster_init(&c, 3, false, NULL);
+    cluster_start_all(&c);
+    int l = cluster_wait_leader(&c, 5000);
+    cr_assert(ge(int, l, 0));
+    cr_assert(eq(int, cluster_add(&c, (uint32_t)l, 3, NULL, NULL), 0));
+    uint32_t victim = ((uint32_t)l + 1) % 3;
+    struct yggr_membership m;
+    cr_assert(eq(int, yggr_remove_voter(c.node[l], victim + 1, 5000, &m), 0));
+    struct yggr_status st = {0};
+    uint64_t until = now_ms() + 10000;
+    while (now_ms() < until) {
+        cr_assert(eq(int, yggr_status(c.node[victim], &st), 0));
+        if (st.removed) {
+            break;
+        }
+        sleep_ms(5);
+    }
+    cr_assert(st.removed, "node %u never learned it was removed", victim + 1);
+    uint64_t v = 1;
+    uint64_t hint = 0;
+    cr_assert(eq(int, yggr_propose_sync(c.node[victim], &v, 8, NULL, 0, NULL, NULL, &hint, 5000),
+                 YGGR_ERR_REMOVED));
+    cr_assert(eq(int, yggr_status(c.node[l], &st), 0));
+    cr_assert(not(st.removed), "the leader is still a member");
+    cr_assert(eq(int, cluster_add(&c, (uint32_t)l, 2, NULL, NULL), 0), "the rest still commits");
 }
 
 Test(node, slow_state_machine_does_not_stall_status)

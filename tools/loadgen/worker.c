@@ -26,6 +26,7 @@
 #define BACKOFF_MAX_US      500000u
 #define ERROR_PAUSE_STEP_US 5000u
 #define ERROR_PAUSE_MAX_US  100000u
+#define ERROR_MOVE_STREAK   4u /* definite errors in a row before trying another node */
 #define EVENTS_MAX          256
 #define VALUE_PREFIX_MAX    40
 
@@ -387,7 +388,7 @@ static bool new_op(struct lg_worker *w, struct lg_conn *c, uint64_t intended, ui
     op->key = opt->key_offset + (uint32_t)(tool_splitmix64(&c->rng) % opt->keys);
     double r = (double)(tool_splitmix64(&c->rng) >> 11) * 0x1.0p-53;
     double d = (double)(tool_splitmix64(&c->rng) >> 11) * 0x1.0p-53;
-    op->kind = (uint8_t)(r < opt->read_ratio   ? OP_KIND_READ
+    op->kind = (uint8_t)(r < opt->read_ratio     ? OP_KIND_READ
                          : d < opt->delete_ratio ? OP_KIND_DELETE
                                                  : OP_KIND_WRITE);
     return true;
@@ -523,8 +524,8 @@ static void finish_read_value(struct lg_worker *w, struct lg_conn *c, const stru
         /* Record the unique id "c<client>-s<seq>" (the filler was verified above). */
         finish_op(w, c, op, now, OUTCOME_OK, LG_ERR_COUNT, r->text, prefix - 1, false);
     } else {
-        finish_op(w, c, op, now, OUTCOME_OK, valid ? LG_ERR_COUNT : LG_ERR_CORRUPT_VALUE,
-                  r->text, r->len, true);
+        finish_op(w, c, op, now, OUTCOME_OK, valid ? LG_ERR_COUNT : LG_ERR_CORRUPT_VALUE, r->text,
+                  r->len, true);
     }
 }
 
@@ -603,11 +604,19 @@ static void on_error_reply(struct lg_worker *w, struct lg_conn *c, const struct 
 {
     /* Only a definite error proves a write was not applied; anything else may have been. */
     bool unknown = op->kind != OP_KIND_READ && !r->definite;
-    finish_op(w, c, op, now, unknown ? OUTCOME_UNKNOWN : OUTCOME_FAIL, LG_ERR_ERROR_REPLY, NULL,
-              0, false);
+    finish_op(w, c, op, now, unknown ? OUTCOME_UNKNOWN : OUTCOME_FAIL, LG_ERR_ERROR_REPLY, NULL, 0,
+              false);
     c->error_streak++;
     uint64_t pause = (uint64_t)ERROR_PAUSE_STEP_US * c->error_streak;
     c->pause_until_us = now + (pause > ERROR_PAUSE_MAX_US ? ERROR_PAUSE_MAX_US : pause);
+    /* A node that keeps refusing (removed from the cluster, no leader known for a while)
+     * will not get better by itself: try the next one, as for a redirect without a hint. */
+    uint32_t n = w->run->opt->node_count;
+    if (r->definite && c->error_streak % ERROR_MOVE_STREAK == 0 && n > 1 && c->move_to < 0) {
+        uint32_t next = (c->node + 1) % n;
+        run_set_leader(w->run, c->node, next, false);
+        c->move_to = (int32_t)next;
+    }
 }
 
 /* Does a non-error reply fit the request? (DEL answers the old value or an integer.) */

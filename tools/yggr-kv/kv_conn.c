@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* yggr-kv connections: buffers, the in-order op ring, reading, writing, lifetime. */
+#include "kv_conn.h"
+
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
-
-#include "kv_conn.h"
 
 struct kv_conn *kv_conn_new(struct kv_server *s, int fd)
 {
@@ -15,13 +16,11 @@ struct kv_conn *kv_conn_new(struct kv_server *s, int fd)
     if (c == NULL) {
         return NULL;
     }
-    c->ops = calloc(KV_OPS_PER_CONN, sizeof(*c->ops));
-    c->in_cap = 16384;
+    c->in_cap = KV_BUF_INITIAL;
     c->in = malloc(c->in_cap);
-    c->out_cap = 16384;
+    c->out_cap = KV_BUF_INITIAL;
     c->out = malloc(c->out_cap);
-    if (c->ops == NULL || c->in == NULL || c->out == NULL) {
-        free(c->ops);
+    if (c->in == NULL || c->out == NULL) {
         free(c->in);
         free(c->out);
         free(c);
@@ -36,12 +35,26 @@ struct kv_conn *kv_conn_new(struct kv_server *s, int fd)
     return c;
 }
 
+static struct kv_op *conn_slot(struct kv_conn *c, uint32_t seq)
+{
+    uint32_t i = seq % KV_OPS_PER_CONN;
+    return &c->chunks[i / KV_OPS_CHUNK][i % KV_OPS_CHUNK];
+}
+
 struct kv_op *kv_conn_op_alloc(struct kv_conn *c, enum kv_op_kind kind)
 {
     if (c->tail - c->head >= KV_OPS_PER_CONN) {
         return NULL;
     }
-    struct kv_op *op = &c->ops[c->tail % KV_OPS_PER_CONN];
+    uint32_t chunk = (c->tail % KV_OPS_PER_CONN) / KV_OPS_CHUNK;
+    if (c->chunks[chunk] == NULL) {
+        c->chunks[chunk] = calloc(KV_OPS_CHUNK, sizeof(struct kv_op));
+        if (c->chunks[chunk] == NULL) {
+            c->closing = true; /* out of memory: close rather than drop a request silently */
+            return NULL;
+        }
+    }
+    struct kv_op *op = conn_slot(c, c->tail);
     c->tail++;
     free(op->key);
     if (op->data != NULL && op->data != op->inl) {
@@ -158,8 +171,20 @@ static void conn_shut(struct kv_conn *c)
         epoll_ctl(c->s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
         c->fd = -1;
+        c->s->dead++;
     }
     c->closing = true;
+}
+
+/* Give a grown buffer back once it is empty (keeps the old one if malloc fails). */
+static void buf_shrink(char **buf, uint32_t *cap)
+{
+    char *p = malloc(KV_BUF_INITIAL);
+    if (p != NULL) {
+        free(*buf);
+        *buf = p;
+        *cap = KV_BUF_INITIAL;
+    }
 }
 
 static void conn_write(struct kv_conn *c)
@@ -180,6 +205,9 @@ static void conn_write(struct kv_conn *c)
     if (c->out_off == c->out_len) {
         c->out_off = 0;
         c->out_len = 0;
+        if (c->out_cap > KV_BUF_KEEP) {
+            buf_shrink(&c->out, &c->out_cap); /* a burst of big replies is over */
+        }
         if (c->closing && c->head == c->tail) {
             conn_shut(c);
         }
@@ -190,7 +218,7 @@ static void conn_write(struct kv_conn *c)
 static void conn_collect(struct kv_conn *c)
 {
     while (c->head != c->tail) {
-        struct kv_op *op = &c->ops[c->head % KV_OPS_PER_CONN];
+        struct kv_op *op = conn_slot(c, c->head);
         if (!atomic_load_explicit(&op->done, memory_order_acquire)) {
             break;
         }
@@ -198,6 +226,10 @@ static void conn_collect(struct kv_conn *c)
             kv_proto_format(c, op);
         }
         c->head++;
+    }
+    if (c->head == c->tail) {
+        c->head = 0; /* nothing in flight: reuse the first chunk's slots */
+        c->tail = 0;
     }
 }
 
@@ -221,6 +253,9 @@ static void conn_parse(struct kv_conn *c)
     if (off > 0) {
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
+        if (c->in_len == 0 && c->in_cap > KV_BUF_KEEP) {
+            buf_shrink(&c->in, &c->in_cap);
+        }
     }
 }
 
@@ -290,13 +325,16 @@ void kv_conn_flush_busy(struct kv_server *s)
 
 static void conn_free(struct kv_conn *c)
 {
-    for (uint32_t i = 0; i < KV_OPS_PER_CONN; i++) {
-        free(c->ops[i].key);
-        if (c->ops[i].data != NULL && c->ops[i].data != c->ops[i].inl) {
-            free(c->ops[i].data);
+    for (uint32_t k = 0; k < KV_OP_CHUNKS; k++) {
+        struct kv_op *ops = c->chunks[k];
+        for (uint32_t i = 0; ops != NULL && i < KV_OPS_CHUNK; i++) {
+            free(ops[i].key);
+            if (ops[i].data != NULL && ops[i].data != ops[i].inl) {
+                free(ops[i].data);
+            }
         }
+        free(ops);
     }
-    free(c->ops);
     free(c->in);
     free(c->out);
     free(c);
@@ -304,16 +342,31 @@ static void conn_free(struct kv_conn *c)
 
 void kv_conn_reap(struct kv_server *s)
 {
+    if (s->dead == 0) {
+        return; /* nothing closed since the last walk: don't walk thousands of idle conns */
+    }
     struct kv_conn **pp = &s->conns;
+    uint32_t freed = 0;
+    uint32_t waiting = 0;
     while (*pp != NULL) {
         struct kv_conn *c = *pp;
         if (c->fd < 0 && c->head == c->tail && !c->busy_listed) {
             *pp = c->next;
             s->conn_count--;
             conn_free(c);
+            freed++;
         } else {
+            waiting += c->fd < 0; /* closed, replies still owed to yggr's threads */
             pp = &c->next;
         }
+    }
+    s->dead = waiting;
+    /* After a wave of disconnects, hand the freed pages back to the kernel: glibc keeps
+     * them in its heaps otherwise, and RSS would stay at the high-water mark for good. */
+    s->freed_since_trim += freed;
+    if (s->freed_since_trim >= KV_TRIM_AFTER_FREES) {
+        s->freed_since_trim = 0;
+        malloc_trim(0);
     }
 }
 

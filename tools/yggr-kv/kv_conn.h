@@ -10,10 +10,15 @@
 
 #include "kv.h"
 
-#define KV_MAX_REQUEST (1u << 20)     /* one line / one RESP element */
-#define KV_MAX_OUTPUT (8u << 20)      /* stop parsing while more is unsent */
-#define KV_OPS_PER_CONN 1024          /* in-flight pipelined requests per connection */
-#define KV_OP_INLINE 64
+#define KV_MAX_REQUEST      (1u << 20) /* one line / one RESP element */
+#define KV_MAX_OUTPUT       (8u << 20) /* stop parsing while more is unsent */
+#define KV_OPS_PER_CONN     1024       /* in-flight pipelined requests per connection */
+#define KV_OPS_CHUNK        32         /* op slots are allocated 32 at a time, on first use */
+#define KV_OP_CHUNKS        (KV_OPS_PER_CONN / KV_OPS_CHUNK)
+#define KV_BUF_INITIAL      4096u       /* in/out buffers start here and shrink back when idle */
+#define KV_BUF_KEEP         (64u << 10) /* an idle connection keeps buffers up to this size */
+#define KV_TRIM_AFTER_FREES 256u        /* malloc_trim after this many connections closed */
+#define KV_OP_INLINE        64
 
 enum kv_proto {
     KV_PROTO_UNKNOWN = 0,
@@ -25,7 +30,7 @@ enum kv_op_kind {
     KV_OP_SET = 1,
     KV_OP_GET,
     KV_OP_DEL,
-    KV_OP_TEXT,      /* a ready-made reply (INFO, PING, errors) */
+    KV_OP_TEXT, /* a ready-made reply (INFO, PING, errors) */
     KV_OP_JOIN,
 };
 
@@ -37,11 +42,11 @@ struct kv_op {
     int err;
     uint64_t hint;
     struct kv_conn *conn;
-    uint32_t len;            /* reply bytes (value, previous value, or text) */
-    bool nil;                /* GET/DEL: no value */
-    char *data;              /* reply bytes: inl or heap */
+    uint32_t len; /* reply bytes (value, previous value, or text) */
+    bool nil;     /* GET/DEL: no value */
+    char *data;   /* reply bytes: inl or heap */
     char inl[KV_OP_INLINE];
-    char *key;               /* GET: key to look up (heap) */
+    char *key; /* GET: key to look up (heap) */
     uint32_t klen;
 };
 
@@ -49,9 +54,9 @@ struct kv_conn {
     struct kv_server *s;
     int fd;
     enum kv_proto proto;
-    bool closing;            /* peer gone or protocol error: close when drained */
-    bool reading;            /* EPOLLIN armed */
-    bool writing;            /* EPOLLOUT armed */
+    bool closing; /* peer gone or protocol error: close when drained */
+    bool reading; /* EPOLLIN armed */
+    bool writing; /* EPOLLOUT armed */
     bool busy_listed;
     char *in;
     uint32_t in_len;
@@ -60,10 +65,13 @@ struct kv_conn {
     uint32_t out_len;
     uint32_t out_off;
     uint32_t out_cap;
-    struct kv_op *ops;       /* ring of KV_OPS_PER_CONN */
-    uint32_t head;           /* oldest op not yet answered */
-    uint32_t tail;           /* next free */
-    struct kv_conn *next;    /* all connections */
+    /* Ring of KV_OPS_PER_CONN op slots in chunks allocated on first use, so an idle or
+     * depth-1 connection costs one chunk, not the whole pipeline window. Slots never move
+     * (yggr's threads hold op pointers until done); head = tail = 0 again once idle. */
+    struct kv_op *chunks[KV_OP_CHUNKS];
+    uint32_t head;        /* oldest op not yet answered */
+    uint32_t tail;        /* next free */
+    struct kv_conn *next; /* all connections */
     struct kv_conn *busy_next;
 };
 
@@ -75,12 +83,14 @@ struct kv_server {
     pthread_t thread;
     atomic_bool poked;
     atomic_bool stop;
-    atomic_bool quiesce;     /* answer new requests with "shutting down" */
+    atomic_bool quiesce; /* answer new requests with "shutting down" */
     atomic_uint_fast64_t loops;
-    atomic_int joins;        /* JOIN jobs running */
+    atomic_int joins; /* JOIN jobs running */
     struct kv_conn *conns;
     struct kv_conn *busy;
     uint32_t conn_count;
+    uint32_t freed_since_trim; /* connections freed since the last malloc_trim */
+    uint32_t dead;             /* closed connections not yet freed (reap walks if > 0) */
 };
 
 void kv_server_poke(struct kv_server *s);

@@ -132,9 +132,10 @@ void kv_op_info(struct kv_conn *c)
                      c->proto == KV_PROTO_RESP ? "\r\n" : " ", st.config.voter_count,
                      c->proto == KV_PROTO_RESP ? "\r\n" : " ", st.config.learner_count,
                      c->proto == KV_PROTO_RESP ? "\r\n" : " ",
-                     st.health == YGGR_HEALTH_RUNNING ? "running"
-                     : st.health == YGGR_HEALTH_FATAL ? "fatal"
-                                                      : "shutting-down");
+                     st.health == YGGR_HEALTH_FATAL     ? "fatal"
+                     : st.health != YGGR_HEALTH_RUNNING ? "shutting-down"
+                     : st.removed                       ? "removed"
+                                                        : "running");
     if (n > 0 && (size_t)n < sizeof(body)) {
         n += kv_format_members(&st.config, c->proto == KV_PROTO_RESP, body + n,
                                sizeof(body) - (size_t)n);

@@ -440,6 +440,8 @@ struct yggr_actions {
     uint64_t last_index;
     uint64_t applied_index;    /* highest index handed out in APPLY (or snapshot) */
     bool transferring;         /* leader: transfer in progress, proposals refused */
+    bool removed;              /* a member told this node it is not in the configuration:
+                                * it no longer campaigns (cleared if it is added again) */
 };
 
 /* ---------------------------------------------------------------------------------------

@@ -252,6 +252,8 @@ struct yggr_status {
     enum yggr_role role;
     uint64_t term;
     uint64_t leader;             /* the leader (self when leader), 0 = unknown */
+    bool removed;                /* removed from the cluster: requests fail with
+                                  * YGGR_ERR_REMOVED; stop this node (or add it back) */
     uint64_t commit_index;
     uint64_t applied_index;      /* executed by the state machine */
     uint64_t last_log_index;
