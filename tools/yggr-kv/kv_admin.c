@@ -37,8 +37,8 @@ static void digest_done(void *ctx, int err, uint64_t hint, void *sm_ctx)
     if (err == 0) {
         struct yggr_status st;
         yggr_status(c->s->o.node, &st); /* applied_index is stable on the apply thread */
-        snprintf(text, sizeof(text), "%sapplied:%" PRIu64 " digest:%016" PRIx64,
-                 resp ? "+" : "", st.applied_index, kv_map_digest(sm_ctx));
+        snprintf(text, sizeof(text), "%sapplied:%" PRIu64 " digest:%016" PRIx64, resp ? "+" : "",
+                 st.applied_index, kv_map_digest(sm_ctx));
     } else {
         snprintf(text, sizeof(text), "%s%s", resp ? "-ERR " : "ERROR ", yggr_strerror(err));
     }
@@ -110,7 +110,6 @@ void kv_op_remove(struct kv_conn *c, uint64_t id)
         return;
     }
     struct remove_job *j = calloc(1, sizeof(*j));
-    pthread_t t;
     if (j == NULL) {
         op->err = YGGR_ERR_NOMEM;
         atomic_store_explicit(&op->done, 1, memory_order_relaxed);
@@ -119,15 +118,11 @@ void kv_op_remove(struct kv_conn *c, uint64_t id)
     j->op = op;
     j->s = c->s;
     j->id = id;
-    atomic_fetch_add(&c->s->joins, 1);
-    if (pthread_create(&t, NULL, remove_main, j) != 0) {
-        atomic_fetch_sub(&c->s->joins, 1);
+    if (kv_spawn_job(c->s, remove_main, j) != 0) {
         free(j);
         op->err = YGGR_ERR_NOMEM;
         atomic_store_explicit(&op->done, 1, memory_order_relaxed);
-        return;
     }
-    pthread_detach(t);
 }
 
 /* " voter_ids:1,2,3 learner_ids:4" (line) or "\r\nvoter_ids:...\r\nlearner_ids:..." (RESP)
@@ -143,8 +138,7 @@ int kv_format_members(const struct yggr_membership *m, bool resp, char *out, siz
         n += snprintf(out + n, cap - (size_t)n, "%slearner_ids:", sep);
     }
     for (uint32_t i = 0; i < m->learner_count && n > 0 && (size_t)n < cap; i++) {
-        n += snprintf(out + n, cap - (size_t)n, "%s%" PRIu64, i > 0 ? "," : "",
-                      m->learners[i]);
+        n += snprintf(out + n, cap - (size_t)n, "%s%" PRIu64, i > 0 ? "," : "", m->learners[i]);
     }
     return n > 0 && (size_t)n < cap ? n : 0;
 }

@@ -113,6 +113,9 @@ void kv_op_get(struct kv_conn *c, const char *k, uint32_t kl);
 void kv_op_del(struct kv_conn *c, const char *k, uint32_t kl);
 void kv_op_info(struct kv_conn *c);
 void kv_op_join(struct kv_conn *c, uint64_t id, const char *addr, uint32_t alen);
+/* Run a membership job (JOIN, REMOVE) on its own detached thread, counted in s->joins
+ * (the job decrements it when done). Returns 0, or -1 when no thread could be started. */
+int kv_spawn_job(struct kv_server *s, void *(*fn)(void *), void *job);
 /* kv_admin.c: REMOVE <id>, DIGEST, and the member lists INFO appends. */
 void kv_op_remove(struct kv_conn *c, uint64_t id);
 void kv_op_digest(struct kv_conn *c);

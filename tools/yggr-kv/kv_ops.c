@@ -55,8 +55,9 @@ static void with_command(struct kv_conn *c, struct kv_op *op, const char *k, uin
 void kv_op_set(struct kv_conn *c, const char *k, uint32_t kl, const char *v, uint32_t vl)
 {
     if (memchr(k, '\n', kl) != NULL) {
-        kv_conn_reply_text(c, c->proto == KV_PROTO_RESP ? "-ERR key contains a newline"
-                                                        : "PARSE_ERROR key contains a newline",
+        kv_conn_reply_text(c,
+                           c->proto == KV_PROTO_RESP ? "-ERR key contains a newline"
+                                                     : "PARSE_ERROR key contains a newline",
                            true);
         return;
     }
@@ -118,24 +119,24 @@ void kv_op_info(struct kv_conn *c)
     struct yggr_status st;
     yggr_status(c->s->o.node, &st);
     char body[2048];
-    int n = snprintf(body, sizeof(body),
-                     "%srole:%s%sterm:%llu%scommit:%llu%sapplied:%llu%sleader:%llu%s"
-                     "last_index:%llu%snode:%llu%svoters:%u%slearners:%u%shealth:%s",
-                     c->proto == KV_PROTO_RESP ? "# Replication\r\n" : "", yggr_role_name(st.role),
-                     c->proto == KV_PROTO_RESP ? "\r\n" : " ", (unsigned long long)st.term,
-                     c->proto == KV_PROTO_RESP ? "\r\n" : " ", (unsigned long long)st.commit_index,
-                     c->proto == KV_PROTO_RESP ? "\r\n" : " ", (unsigned long long)st.applied_index,
-                     c->proto == KV_PROTO_RESP ? "\r\n" : " ", (unsigned long long)st.leader,
-                     c->proto == KV_PROTO_RESP ? "\r\n" : " ",
-                     (unsigned long long)st.last_log_index,
-                     c->proto == KV_PROTO_RESP ? "\r\n" : " ", (unsigned long long)st.id,
-                     c->proto == KV_PROTO_RESP ? "\r\n" : " ", st.config.voter_count,
-                     c->proto == KV_PROTO_RESP ? "\r\n" : " ", st.config.learner_count,
-                     c->proto == KV_PROTO_RESP ? "\r\n" : " ",
-                     st.health == YGGR_HEALTH_FATAL     ? "fatal"
-                     : st.health != YGGR_HEALTH_RUNNING ? "shutting-down"
-                     : st.removed                       ? "removed"
-                                                        : "running");
+    int n =
+        snprintf(body, sizeof(body),
+                 "%srole:%s%sterm:%llu%scommit:%llu%sapplied:%llu%sleader:%llu%s"
+                 "last_index:%llu%snode:%llu%svoters:%u%slearners:%u%shealth:%s",
+                 c->proto == KV_PROTO_RESP ? "# Replication\r\n" : "", yggr_role_name(st.role),
+                 c->proto == KV_PROTO_RESP ? "\r\n" : " ", (unsigned long long)st.term,
+                 c->proto == KV_PROTO_RESP ? "\r\n" : " ", (unsigned long long)st.commit_index,
+                 c->proto == KV_PROTO_RESP ? "\r\n" : " ", (unsigned long long)st.applied_index,
+                 c->proto == KV_PROTO_RESP ? "\r\n" : " ", (unsigned long long)st.leader,
+                 c->proto == KV_PROTO_RESP ? "\r\n" : " ", (unsigned long long)st.last_log_index,
+                 c->proto == KV_PROTO_RESP ? "\r\n" : " ", (unsigned long long)st.id,
+                 c->proto == KV_PROTO_RESP ? "\r\n" : " ", st.config.voter_count,
+                 c->proto == KV_PROTO_RESP ? "\r\n" : " ", st.config.learner_count,
+                 c->proto == KV_PROTO_RESP ? "\r\n" : " ",
+                 st.health == YGGR_HEALTH_FATAL     ? "fatal"
+                 : st.health != YGGR_HEALTH_RUNNING ? "shutting-down"
+                 : st.removed                       ? "removed"
+                                                    : "running");
     if (n > 0 && (size_t)n < sizeof(body)) {
         n += kv_format_members(&st.config, c->proto == KV_PROTO_RESP, body + n,
                                sizeof(body) - (size_t)n);
@@ -210,7 +211,6 @@ void kv_op_join(struct kv_conn *c, uint64_t id, const char *addr, uint32_t alen)
         return;
     }
     struct join_job *j = calloc(1, sizeof(*j));
-    pthread_t t;
     if (j == NULL || id == 0 || alen == 0 || alen >= sizeof(j->addr)) {
         free(j);
         op->err = YGGR_ERR_INVALID;
@@ -222,13 +222,21 @@ void kv_op_join(struct kv_conn *c, uint64_t id, const char *addr, uint32_t alen)
     j->node = c->s->o.node;
     j->id = id;
     memcpy(j->addr, addr, alen);
-    atomic_fetch_add(&c->s->joins, 1);
-    if (pthread_create(&t, NULL, join_main, j) != 0) {
-        atomic_fetch_sub(&c->s->joins, 1);
+    if (kv_spawn_job(c->s, join_main, j) != 0) {
         free(j);
         op->err = YGGR_ERR_NOMEM;
         atomic_store_explicit(&op->done, 1, memory_order_relaxed);
-        return;
+    }
+}
+
+int kv_spawn_job(struct kv_server *s, void *(*fn)(void *), void *job)
+{
+    pthread_t t;
+    atomic_fetch_add(&s->joins, 1);
+    if (pthread_create(&t, NULL, fn, job) != 0) {
+        atomic_fetch_sub(&s->joins, 1);
+        return -1;
     }
     pthread_detach(t);
+    return 0;
 }
