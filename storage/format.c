@@ -94,6 +94,20 @@ static bool is_zero(const uint8_t *p, size_t n)
 
 
 /* Membership at `p`: u32 voter_count, u32 learner_count at p, then the id arrays at ids. */
+/* Check the CRC32C stored at buf[at..at+4) over buf[0..at); the error names the offset. */
+static int check_crc(const uint8_t *buf, uint32_t at, const char *what, char *why,
+                     size_t why_size)
+{
+    uint32_t want = format_get_u32(buf + at);
+    uint32_t got = crc32c(0, buf, at);
+    if (want != got) {
+        snprintf(why, why_size, "offset %u: %scrc 0x%08x stored, 0x%08x computed", at, what,
+                 want, got);
+        return -EILSEQ;
+    }
+    return 0;
+}
+
 static void put_membership(uint8_t *counts, uint8_t *ids, const struct yggr_membership *m)
 {
     YGGR_ASSERT(m->voter_count <= YGGR_MAX_MEMBERS);
@@ -170,11 +184,7 @@ int format_meta_decode(const uint8_t *buf, size_t len, struct yggr_storage_meta 
                  version, format_get_u32(buf + 12), FORMAT_VERSION, FORMAT_META_BYTES);
         return -EILSEQ;
     }
-    uint32_t want = format_get_u32(buf + FORMAT_META_BYTES - 4);
-    uint32_t got = crc32c(0, buf, FORMAT_META_BYTES - 4);
-    if (want != got) {
-        snprintf(why, why_size, "offset %u: crc 0x%08x stored, 0x%08x computed",
-                 FORMAT_META_BYTES - 4, want, got);
+    if (check_crc(buf, FORMAT_META_BYTES - 4, "", why, why_size) != 0) {
         return -EILSEQ;
     }
     out->cluster_id = format_get_u64(buf + 16);
@@ -268,14 +278,10 @@ int format_segment_header_decode(const uint8_t *buf, size_t len,
                  format_get_u64(buf), format_get_u32(buf + 8), format_get_u32(buf + 12));
         return -EILSEQ;
     }
-    uint32_t want = format_get_u32(buf + 60);
-    uint32_t got = crc32c(0, buf, 60);
-    uint32_t flags = format_get_u32(buf + 36);
-    if (want != got) {
-        snprintf(why, why_size, "offset 60: header crc 0x%08x stored, 0x%08x computed", want,
-                 got);
+    if (check_crc(buf, 60, "header ", why, why_size) != 0) {
         return -EILSEQ;
     }
+    uint32_t flags = format_get_u32(buf + 36);
     if (flags > 1 || format_get_u64(buf + 16) == 0 || !is_zero(buf + 40, 20)) {
         snprintf(why, why_size, "offset 16: invalid header fields (first index %" PRIu64
                  ", flags %u)", format_get_u64(buf + 16), flags);
@@ -285,7 +291,7 @@ int format_segment_header_decode(const uint8_t *buf, size_t len,
     out->salt = format_get_u64(buf + 24);
     out->prev_crc = format_get_u32(buf + 32);
     out->has_prev = flags == 1;
-    out->crc = got;
+    out->crc = format_get_u32(buf + 60); /* the CRC just verified */
     return 0;
 }
 
@@ -454,11 +460,7 @@ int format_snap_header_decode(const uint8_t *buf, size_t len, struct format_snap
                  format_get_u64(buf), format_get_u32(buf + 8), format_get_u32(buf + 12));
         return -EILSEQ;
     }
-    uint32_t want = format_get_u32(buf + FORMAT_SNAP_HEADER_BYTES - 4);
-    uint32_t got = crc32c(0, buf, FORMAT_SNAP_HEADER_BYTES - 4);
-    if (want != got) {
-        snprintf(why, why_size, "offset %u: header crc 0x%08x stored, 0x%08x computed",
-                 FORMAT_SNAP_HEADER_BYTES - 4, want, got);
+    if (check_crc(buf, FORMAT_SNAP_HEADER_BYTES - 4, "header ", why, why_size) != 0) {
         return -EILSEQ;
     }
     out->meta.last.index = format_get_u64(buf + 16);

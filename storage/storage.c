@@ -253,6 +253,25 @@ int storage_sync_compact(struct yggr_storage *s, uint64_t below, char *why, size
     return rc < 0 ? rc : sync_wait_for(s, req.tag, YGGR_STORAGE_DURABLE, &done, why, why_size);
 }
 
+/* Submit a read and wait for its completion of type `type` in *out (released again on
+ * failure, keeping the reason in out->why). */
+static int sync_read(struct yggr_storage *s, struct yggr_storage_req *req,
+                     enum yggr_storage_done_type type, struct yggr_storage_done *out)
+{
+    int rc = sync_submit(s, req);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = sync_wait_for(s, req->tag, type, out, out->why, sizeof(out->why));
+    if (rc < 0 && out->type == type) {
+        char why[sizeof(out->why)];
+        memcpy(why, out->why, sizeof(why));
+        s->ops->release(s, out);
+        memcpy(out->why, why, sizeof(why));
+    }
+    return rc;
+}
+
 int storage_sync_read(struct yggr_storage *s, uint64_t first, uint32_t count,
                       uint32_t max_bytes, struct yggr_storage_done *out)
 {
@@ -260,18 +279,7 @@ int storage_sync_read(struct yggr_storage *s, uint64_t first, uint32_t count,
     req.as.read.first = first;
     req.as.read.count = count;
     req.as.read.max_bytes = max_bytes;
-    int rc = sync_submit(s, &req);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = sync_wait_for(s, req.tag, YGGR_STORAGE_READ_DONE, out, out->why, sizeof(out->why));
-    if (rc < 0 && out->type == YGGR_STORAGE_READ_DONE) {
-        char why[sizeof(out->why)];
-        memcpy(why, out->why, sizeof(why));
-        s->ops->release(s, out);
-        memcpy(out->why, why, sizeof(why));
-    }
-    return rc;
+    return sync_read(s, &req, YGGR_STORAGE_READ_DONE, out);
 }
 
 int storage_sync_snap_read(struct yggr_storage *s, struct yggr_log_id snapshot, uint64_t offset,
@@ -281,16 +289,7 @@ int storage_sync_snap_read(struct yggr_storage *s, struct yggr_log_id snapshot, 
     req.as.snap_read.snapshot = snapshot;
     req.as.snap_read.offset = offset;
     req.as.snap_read.len = len;
-    int rc = sync_submit(s, &req);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = sync_wait_for(s, req.tag, YGGR_STORAGE_SNAP_READ_DONE, out, out->why,
-                       sizeof(out->why));
-    if (rc < 0 && out->type == YGGR_STORAGE_SNAP_READ_DONE) {
-        s->ops->release(s, out);
-    }
-    return rc;
+    return sync_read(s, &req, YGGR_STORAGE_SNAP_READ_DONE, out);
 }
 
 int storage_sync_snap_chunk(struct yggr_storage *s, const struct yggr_snapshot_meta *meta,

@@ -341,7 +341,8 @@ void replication_advance_commit(struct yggr_engine *e, uint64_t commit);
 void replication_apply(struct yggr_engine *e);
 void replication_flush_ack(struct yggr_engine *e);
 void replication_become_leader(struct yggr_engine *e);
-void replication_credit_round(struct yggr_engine *e, struct progress *p, uint64_t round);
+/* A response of the current term from p: mark it active, settle its round (see .c). */
+void replication_heard(struct yggr_engine *e, struct progress *p, uint64_t round);
 
 /* read.c */
 void read_request(struct yggr_engine *e, uint64_t id);

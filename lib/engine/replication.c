@@ -664,8 +664,21 @@ static void on_conflict(struct yggr_engine *e, struct progress *p,
     replication_send(e, p);
 }
 
-void replication_credit_round(struct yggr_engine *e, struct progress *p, uint64_t round)
+/* A response of the current term from p (AppendEntries or InstallSnapshot): p is alive,
+ * and the round it echoes confirms reads and leases. A response without a round (a
+ * reference peer) is credited, for read and lease confirmation only, with the round of
+ * the OLDEST outstanding request: a lower bound. */
+void replication_heard(struct yggr_engine *e, struct progress *p, uint64_t round)
 {
+    p->recent_active = true;
+    p->heard_tick = e->tick;
+    if (round == 0) {
+        struct sent_req s = {0};
+        (void)progress_sent_pop(p, &s);
+        round = s.round;
+    } else {
+        progress_sent_drop_upto(p, round);
+    }
     if (round > p->acked_round && round <= e->round) {
         p->acked_round = round;
     }
@@ -687,23 +700,11 @@ void replication_receive_append_response(struct yggr_engine *e, const struct ygg
         e->m.messages_dropped++;
         return;
     }
-    p->recent_active = true;
-    p->heard_tick = e->tick;
-    /* A response without a round (a reference peer) is credited, for read and lease
-     * confirmation only, with the round of the OLDEST outstanding request: a lower bound.
-     * Replication never depends on which request it answers: a success of this term
-     * names an index that matches our log and is durable there, whatever it answers
-     * (capping it at the oldest request, usually a heartbeat at match, held such a peer
-     * to one entry per heartbeat: sim F11). */
-    uint64_t round = r->round;
-    if (round == 0) {
-        struct sent_req s = {0};
-        (void)progress_sent_pop(p, &s);
-        round = s.round;
-    } else {
-        progress_sent_drop_upto(p, round);
-    }
-    replication_credit_round(e, p, round);
+    /* Replication never depends on which request a response answers: a success of this
+     * term names an index that matches our log and is durable there, whatever it answers
+     * (capping a round-less one at the oldest request, usually a heartbeat at match, held
+     * a reference peer to one entry per heartbeat: sim F11). */
+    replication_heard(e, p, r->round);
     if (r->success) {
         on_success(e, p, r->last_appended, r->round);
     } else {

@@ -195,17 +195,7 @@ void snapshot_receive_response(struct yggr_engine *e, const struct yggr_msg *msg
         e->role != YGGR_ROLE_LEADER) {
         return;
     }
-    p->recent_active = true;
-    p->heard_tick = e->tick;
-    uint64_t round = r->round;
-    if (round == 0) {
-        struct sent_req s = {0};
-        (void)progress_sent_pop(p, &s);
-        round = s.round;
-    } else {
-        progress_sent_drop_upto(p, round);
-    }
-    replication_credit_round(e, p, round);
+    replication_heard(e, p, r->round);
     if (r->done) {
         on_done(e, p, r);
     } else {
